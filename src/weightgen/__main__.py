@@ -1,0 +1,7 @@
+"""``python -m weightgen``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

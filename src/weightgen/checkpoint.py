@@ -1,0 +1,67 @@
+"""Checkpoints: atomic, loadable without running code, newest good one found on resume."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import WeightgenError
+from .fileio import atomic_path
+
+FORMAT = "weightgen-checkpoint/1"
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Checkpoint files of a run, oldest first."""
+    return sorted(checkpoint_dir(run_dir).glob("step-*.pt"))
+
+
+def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], keep: int) -> Path:
+    """Write ``payload`` as checkpoint ``step`` (temporary file, fsync, rename); keep the newest
+    ``keep`` checkpoints."""
+    path = checkpoint_dir(run_dir) / f"step-{step:07d}.pt"
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "step": step, **payload}, tmp)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load one checkpoint with ``weights_only=True``: a file that would run code is refused."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise WeightgenError(f"{path}: no such checkpoint") from None
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
+            ValueError, AttributeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightgenError(f"{path}: unreadable or unsafe checkpoint ({first[:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightgenError(f"{path}: not a weightgen checkpoint")
+    return payload
+
+
+def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu"
+                ) -> dict[str, Any] | None:
+    """The newest checkpoint that loads; a corrupt newer one is reported in one line and
+    skipped. None when the run has no checkpoint."""
+    candidates = list_checkpoints(run_dir)
+    for path in reversed(candidates):
+        try:
+            return load_checkpoint(path, map_location)
+        except WeightgenError as err:
+            print(f"weightgen: warning: {err}; using the previous checkpoint", file=sys.stderr)
+    if candidates:
+        raise WeightgenError(f"{checkpoint_dir(run_dir)}: no readable checkpoint")
+    return None

@@ -1,0 +1,193 @@
+"""The ``weightgen`` command: train, sample, evaluate.
+
+Errors a user can cause print one line, ``weightgen: error: ...``, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import WeightgenError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments in one line instead of usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise WeightgenError(f"{self.prog.split()[-1]}: {message}")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="weightgen", description="Hypernetworks that generate whole neural "
+                     "networks (Deutsch 2018, 'Generating Neural Networks with Neural Networks').")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    common = _Parser(add_help=False)
+    common.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    common.add_argument("--data-dir", default=None,
+                        help="folder with the MNIST .gz files (else $WEIGHTGEN_DATA, the cache)")
+
+    p = sub.add_parser("train", parents=[common], help="train a hypernetwork (resumes if --out "
+                       "already holds a run)")
+    p.add_argument("--config", required=True, help="YAML experiment config (see configs/)")
+    p.add_argument("--steps", type=_non_negative, help="override train.steps")
+    p.add_argument("--out", help="run folder (default runs/<config name>)")
+    p.add_argument("--seed", type=_non_negative, help="override the config's seed")
+    p.add_argument("--checkpoint-every", type=_positive, help="override train.checkpoint_every")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("sample", parents=[common], help="write N generated networks to a "
+                       "safetensors exchange file")
+    p.add_argument("run_dir", help="a run folder made by 'weightgen train'")
+    p.add_argument("-n", "--num", type=_positive, required=True, help="number of networks")
+    p.add_argument("-o", "--output", required=True, help="output .safetensors file")
+    p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
+    p.add_argument("--raw", action="store_true",
+                   help="export G(z) as generated instead of gauge-fixed S(G(z))")
+
+    p = sub.add_parser("evaluate", parents=[common], help="accuracy of generated networks and "
+                       "of their ensembles")
+    p.add_argument("source", help="a run folder or a .safetensors networks file")
+    p.add_argument("-n", "--num", type=_positive, default=200,
+                   help="networks to sample from a run folder (default 200)")
+    p.add_argument("--ensemble-size", type=_positive, default=None,
+                   help="split the networks into disjoint ensembles of this size")
+    p.add_argument("--split", choices=["test", "validation"], default="test")
+    p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
+    p.add_argument("--json", dest="json_out", help="write all metrics to this JSON file")
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .train import train
+
+    config = load_config(args.config)
+    if args.seed is not None:
+        config = config.replace(seed=args.seed)
+    overrides = {}
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.checkpoint_every is not None:
+        overrides["checkpoint_every"] = args.checkpoint_every
+    if overrides:
+        config = config.replace(train=dataclasses.replace(config.train, **overrides))
+    out = Path(args.out or Path("runs") / config.name)
+    metrics = train(config, out, device=args.device, data_dir=args.data_dir,
+                    progress=not args.no_progress)
+    if metrics:
+        print(f"validation after step {metrics['step']}: mean accuracy "
+              f"{metrics['accuracy_mean']:.4f}, majority vote "
+              f"{metrics['ensemble_majority_vote']:.4f}")
+    print(f"run folder: {out}")
+    return 0
+
+
+def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
+    from .rng import seeded_generator
+    from .train import generate, load_run
+
+    config, hypernet, step = load_run(run_dir, device)
+    z = hypernet.sample_noise(n, seeded_generator(seed, "sample"))
+    return config, hypernet, step, z, generate(hypernet, z, gauge=gauge)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .exchange import save_networks
+
+    if not args.output.endswith(".safetensors"):
+        raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
+    config, hypernet, step, z, filters = _sample(args.run_dir, args.num, args.seed, args.device,
+                                                 gauge=not args.raw)
+    save_networks(args.output, hypernet.spec, filters, z,
+                  extra={"source": "weightgen hypernetwork", "run": config.name,
+                         "step": str(step), "seed": str(args.seed),
+                         "gauge_fixed": str(not args.raw).lower()})
+    print(f"wrote {args.num} networks (step {step}) to {args.output}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_mnist
+    from .evaluate import evaluate_networks
+    from .exchange import load_networks
+    from .train import resolve_device
+
+    source = Path(args.source)
+    if source.is_dir():
+        _, hypernet, step, _, filters = _sample(args.source, args.num, args.seed, args.device,
+                                                gauge=True)
+        spec, origin = hypernet.spec, f"{source} step {step}"
+    else:
+        networks = load_networks(source)
+        dev = resolve_device(args.device)
+        spec, filters, origin = networks.spec, [f.to(dev) for f in networks.filters()], str(source)
+    data = load_mnist(args.data_dir)
+    split = getattr(data, args.split).to(filters[0].device)
+    metrics = evaluate_networks(spec, filters, split, ensemble_size=args.ensemble_size)
+    metrics["source"] = origin
+    metrics["split"] = args.split
+    print(f"{metrics['networks']} networks from {origin} on {args.split} "
+          f"({metrics['images']} images)")
+    print(f"  accuracy mean {metrics['accuracy_mean']:.4f}  std {metrics['accuracy_std']:.4f}  "
+          f"min {metrics['accuracy_min']:.4f}  max {metrics['accuracy_max']:.4f}")
+    print(f"  ensembles {metrics['ensembles']} x {metrics['ensemble_size']}: majority vote "
+          f"{metrics['ensemble_majority_vote']:.4f}  mean probability "
+          f"{metrics['ensemble_mean_probability']:.4f}  most confident "
+          f"{metrics['ensemble_most_confident']:.4f}")
+    if args.json_out:
+        from .fileio import atomic_write_text
+        atomic_write_text(args.json_out, json.dumps(metrics, indent=2))
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except WeightgenError as err:
+        print(f"weightgen: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("weightgen: interrupted (a training run saved a checkpoint; run the same command "
+              "to continue)", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("weightgen: error: out of memory; use fewer networks or images at once",
+              file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug: one line, the traceback on request
+        if os.environ.get("WEIGHTGEN_DEBUG"):
+            raise
+        print(f"weightgen: internal error: {type(err).__name__}: {err} (set WEIGHTGEN_DEBUG=1 "
+              f"for the traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,218 @@
+"""Experiment configuration: typed dataclasses read from YAML, validated key by key.
+
+A config file has the sections ``target``, ``hypernet``, ``objective``, ``train`` and the
+top-level keys ``name``, ``seed`` and ``method``. Unknown keys, wrong types and out-of-range
+values raise a :class:`WeightgenError` that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import WeightgenError
+from .hypernet import HypernetConfig
+from .targets import TargetSpec, preset
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Either a named preset or an explicit spec (``input_shape`` and ``layers``)."""
+
+    preset: str | None = "mnist_cnn"
+    input_shape: tuple[int, ...] | None = None
+    layers: tuple[dict, ...] | None = None
+
+    def build(self) -> TargetSpec:
+        if self.layers is not None:
+            return TargetSpec.from_dict({"input_shape": self.input_shape or (1, 28, 28),
+                                         "layers": list(self.layers)})
+        if self.preset is None:
+            raise WeightgenError("target: give a preset or layers")
+        return preset(self.preset)
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """L = λ·CE − Ĥ(S(G(z))) (eq. 11), or λ·CE + γ·𝒢 − Ĥ(G(z)) with the soft gauge (eq. 10)."""
+
+    lam: float = 1e3  # written ``lambda`` in files
+    gauge: Literal["exact", "soft", "none"] = "exact"
+    gamma: float = 0.0
+    entropy_metric: Literal["l1", "l2"] = "l1"
+    entropy_dim: int | None = None  # d of eq. 14; None: the dimension of z
+
+    def __post_init__(self) -> None:
+        _require(self.lam > 0, "objective.lambda", "must be > 0")
+        _require(self.gamma >= 0, "objective.gamma", "must be >= 0")
+        _require(self.entropy_dim is None or self.entropy_dim > 0, "objective.entropy_dim",
+                 "must be > 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 13000
+    noise_samples: int = 32
+    images_per_network: int = 32
+    lr: float = 3e-4
+    lr_decay: float = 0.99998  # multiplied in every step
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    validate_every: int = 1000
+    validation_networks: int = 200
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 0, "train.steps", "must be >= 0")
+        _require(self.noise_samples >= 2, "train.noise_samples",
+                 "must be >= 2 (the entropy needs nearest neighbours)")
+        _require(self.images_per_network >= 1, "train.images_per_network", "must be >= 1")
+        _require(self.lr > 0, "train.lr", "must be > 0")
+        _require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
+        _require(all(0 <= b < 1 for b in self.adam_betas), "train.adam_betas",
+                 "must be in [0, 1)")
+        _require(self.adam_eps > 0, "train.adam_eps", "must be > 0")
+        _require(self.validate_every >= 1, "train.validate_every", "must be >= 1")
+        _require(self.validation_networks >= 2, "train.validation_networks", "must be >= 2")
+        _require(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+        _require(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "run"
+    seed: int = 8734
+    method: Literal["hypernetwork"] = "hypernetwork"
+    target: TargetConfig = field(default_factory=TargetConfig)
+    hypernet: HypernetConfig = field(default_factory=HypernetConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def replace(self, **sections: Any) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+    def to_dict(self) -> dict:
+        return _to_plain(self)
+
+
+_FILE_NAMES = {"lam": "lambda"}  # field name -> key in files
+
+
+def _require(ok: bool, key: str, why: str) -> None:
+    if not ok:
+        raise WeightgenError(f"config: {key} {why}")
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {_FILE_NAMES.get(f.name, f.name): _to_plain(getattr(obj, f.name))
+                for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``kind``; return it in the dataclass's type."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, key)
+            except WeightgenError as err:
+                errors.append(str(err))
+        raise WeightgenError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise WeightgenError(f"config: {key} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise WeightgenError(f"config: {key} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise WeightgenError(f"config: {key} must have {len(args)} entries, got {len(value)}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, key)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise WeightgenError(f"config: {key} must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise WeightgenError(f"config: {key} must be an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, str):  # YAML reads 1e3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WeightgenError(f"config: {key} must be a number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise WeightgenError(f"config: {key} must be a string, got {value!r}")
+        return value
+    if kind is dict:
+        if not isinstance(value, dict):
+            raise WeightgenError(f"config: {key} must be a mapping, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config annotation {kind!r}")  # a bug, not user input
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise WeightgenError(f"config: {prefix or 'the file'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    by_file_name = {_FILE_NAMES.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in by_file_name:
+            raise WeightgenError(f"config: unknown key {path}")
+        name = by_file_name[key]
+        values[name] = _coerce(value, hints[name], path)
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as err:
+        raise WeightgenError(f"config: {prefix or 'the file'}: {err}") from None
+
+
+def config_from_dict(data: dict) -> Config:
+    config = _build(Config, data, "")
+    spec = config.target.build()  # validates the spec
+    _require(len(config.hypernet.generator_hidden) == len(spec.layers),
+             "hypernet.generator_hidden", f"needs one entry per target layer ({len(spec.layers)})")
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise WeightgenError(f"cannot read config {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise WeightgenError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    return config_from_dict(data)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

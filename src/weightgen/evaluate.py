@@ -1,0 +1,102 @@
+"""Accuracy of many generated networks on shared images, and of their ensembles."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .data import Split
+from .targets import ConvImpl, TargetSpec, forward
+
+
+@torch.no_grad()
+def predict(spec: TargetSpec, filters: Sequence[Tensor], images: Tensor,
+            chunk_network_images: int = 8192, image_chunk: int = 1024,
+            conv_impl: ConvImpl | None = None) -> Tensor:
+    """Logits of K networks on N shared images, (K, N, classes).
+
+    Computed in chunks of about ``chunk_network_images`` (network, image) pairs, which bounds
+    the memory of the first layer's activations (about 100 kB per pair for the paper's CNN).
+    """
+    k = filters[0].shape[0]
+    image_chunk = min(image_chunk, len(images))
+    network_chunk = max(1, chunk_network_images // image_chunk)
+    rows = []
+    for lo in range(0, k, network_chunk):
+        chunk = [mat[lo:lo + network_chunk] for mat in filters]
+        rows.append(torch.cat([forward(spec, chunk, images[i:i + image_chunk], conv_impl)
+                               for i in range(0, len(images), image_chunk)], dim=1))
+    return torch.cat(rows)
+
+
+def majority_vote(logits: Tensor) -> Tensor:
+    """Class with most votes among K networks, ties to the smallest label: (K, N, C) -> (N,)."""
+    votes = F.one_hot(logits.argmax(-1), logits.shape[-1]).sum(0)  # (N, C)
+    return votes.argmax(-1)  # argmax returns the first maximum: the smallest label
+
+
+def mean_probability(logits: Tensor) -> Tensor:
+    """Class of the averaged softmax: (K, N, C) -> (N,)."""
+    return logits.softmax(-1).mean(0).argmax(-1)
+
+
+def most_confident(logits: Tensor) -> Tensor:
+    """Prediction of the member with the highest top probability per image: -> (N,)."""
+    probs = logits.softmax(-1)  # (K, N, C)
+    top, label = probs.max(-1)  # (K, N)
+    member = top.argmax(0)  # (N,)
+    return label.gather(0, member.unsqueeze(0)).squeeze(0)
+
+
+def ensemble_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
+    """Single-network accuracies and the three ensemble rules of the implementation notes."""
+    accuracies = (logits.argmax(-1) == labels).float().mean(-1)  # (K,)
+    ce = F.cross_entropy(logits.flatten(0, 1), labels.repeat(logits.shape[0]))
+    return {
+        "accuracy_mean": accuracies.mean().item(),
+        "accuracy_std": accuracies.std().item() if len(accuracies) > 1 else 0.0,
+        "accuracy_min": accuracies.min().item(),
+        "accuracy_max": accuracies.max().item(),
+        "cross_entropy": ce.item(),
+        "ensemble_majority_vote": (majority_vote(logits) == labels).float().mean().item(),
+        "ensemble_mean_probability": (mean_probability(logits) == labels).float().mean().item(),
+        "ensemble_most_confident": (most_confident(logits) == labels).float().mean().item(),
+    }
+
+
+def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], split: Split,
+                      ensemble_size: int | None = None,
+                      conv_impl: ConvImpl | None = None) -> dict:
+    """Metrics of K networks on a split. With ``ensemble_size`` the K networks form
+    K // ensemble_size disjoint ensembles; ensemble figures are then means over them."""
+    k = filters[0].shape[0]
+    size = ensemble_size or k
+    groups = max(k // size, 1)
+    accuracies, per_group = [], []
+    for g in range(groups):
+        chunk = [mat[g * size:(g + 1) * size] for mat in filters]
+        logits = predict(spec, chunk, split.images, conv_impl=conv_impl)
+        accuracies.append((logits.argmax(-1) == split.labels).float().mean(-1))
+        per_group.append(ensemble_metrics(logits, split.labels))
+    acc = torch.cat(accuracies)
+    result = {
+        "networks": int(acc.numel()),
+        "images": len(split),
+        "accuracy_mean": acc.mean().item(),
+        "accuracy_std": acc.std().item() if acc.numel() > 1 else 0.0,
+        "accuracy_min": acc.min().item(),
+        "accuracy_max": acc.max().item(),
+        "accuracies": acc.tolist(),
+        "ensembles": groups,
+        "ensemble_size": size,
+    }
+    for key in ("ensemble_majority_vote", "ensemble_mean_probability", "ensemble_most_confident",
+                "cross_entropy"):
+        result[key] = sum(m[key] for m in per_group) / groups
+    if groups > 1:
+        result["ensemble_majority_vote_per_ensemble"] = [m["ensemble_majority_vote"]
+                                                          for m in per_group]
+    return result

@@ -1,0 +1,119 @@
+"""The hypernetwork G(z; φ) of section 2.4: an extractor E and one weight generator per layer.
+
+E maps z to one code per filter of layers 1..m-1 and one code for the whole last layer; the
+weight generator W_l, shared by all filters of layer l, maps a code to one filter (weights and
+bias). All sub-networks are bias-free MLPs with leaky ReLU and batch norm after the activation
+on hidden layers (implementation notes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .errors import WeightgenError
+from .targets import TargetSpec
+
+
+@dataclass(frozen=True)
+class HypernetConfig:
+    """Sizes and numerics of G; defaults are the paper's Table 2 for its MNIST CNN."""
+
+    noise_dim: int = 300
+    code_dim: int = 15
+    extractor_hidden: tuple[int, ...] = (300, 300)
+    # hidden widths of each layer's weight generator, in target-layer order
+    generator_hidden: tuple[tuple[int, ...], ...] = ((40, 40), (100, 100), (100, 100), (60, 60))
+    leaky_slope: float = 0.05
+    bn_eps: float = 1e-7
+    bn_momentum: float = 0.02  # TF decay 0.98
+    init_scale: float = 0.01  # variance scaling on fan-in
+
+    def __post_init__(self) -> None:
+        sizes = [self.noise_dim, self.code_dim, *self.extractor_hidden,
+                 *(w for hidden in self.generator_hidden for w in hidden)]
+        if any(size < 1 for size in sizes):
+            raise WeightgenError("config: hypernet sizes must all be >= 1")
+        if not 0 <= self.leaky_slope < 1:
+            raise WeightgenError("config: hypernet.leaky_slope must be in [0, 1)")
+        if self.bn_eps <= 0 or not 0 < self.bn_momentum <= 1 or self.init_scale <= 0:
+            raise WeightgenError("config: hypernet.bn_eps and init_scale must be > 0 and "
+                                 "bn_momentum in (0, 1]")
+
+
+def _truncated_normal_(weight: Tensor, scale: float) -> None:
+    """TF variance scaling (fan-in, truncated normal): std = sqrt(scale / fan_in) / 0.8796."""
+    fan_in = weight.shape[1]
+    std = math.sqrt(scale / fan_in) / 0.87962566103423978
+    nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+
+
+class MLP(nn.Module):
+    """Bias-free MLP: hidden layers BN(leaky_relu(x W)); output layer x W.
+
+    Batch-norm statistics pool over every leading dimension: input (..., in) is reshaped to
+    (prod(...), in), so a weight generator's statistics cover noise samples and filters alike.
+    """
+
+    def __init__(self, sizes: Sequence[int], cfg: HypernetConfig):
+        super().__init__()
+        self.linears = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes, sizes[1:]))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(width, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+                                   for width in sizes[1:-1])
+        self.slope = cfg.leaky_slope
+        for linear in self.linears:
+            _truncated_normal_(linear.weight, cfg.init_scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        lead = x.shape[:-1]
+        h = x.reshape(-1, x.shape[-1])  # (prod(lead), in)
+        for linear, norm in zip(self.linears, self.norms):
+            h = norm(nn.functional.leaky_relu(linear(h), self.slope))
+        h = self.linears[-1](h)
+        return h.reshape(*lead, h.shape[-1])
+
+
+class HyperNetwork(nn.Module):
+    """G(z): z (K, noise_dim) -> per-layer filter matrices [(K, out_l, n_l)] of the target."""
+
+    def __init__(self, spec: TargetSpec, cfg: HypernetConfig = HypernetConfig()):
+        super().__init__()
+        if len(cfg.generator_hidden) != len(spec.layers):
+            raise WeightgenError(f"config: hypernet.generator_hidden has {len(cfg.generator_hidden)} entries, the "
+                             f"target has {len(spec.layers)} layers")
+        self.spec, self.cfg = spec, cfg
+        # one code per filter of layers 1..m-1, one for the whole last layer
+        self.codes_per_layer = [layer.out_size for layer in spec.layers[:-1]] + [1]
+        num_codes = sum(self.codes_per_layer)
+        self.extractor = MLP([cfg.noise_dim, *cfg.extractor_hidden, num_codes * cfg.code_dim], cfg)
+        self.generators = nn.ModuleList()
+        for index, (layer, hidden) in enumerate(zip(spec.layers, cfg.generator_hidden)):
+            last = index == len(spec.layers) - 1
+            out = layer.num_weights if last else layer.filter_size
+            self.generators.append(MLP([cfg.code_dim, *hidden, out], cfg))
+
+    def sample_noise(self, k: int, generator: torch.Generator | None = None,
+                     device: torch.device | str | None = None) -> Tensor:
+        """z ~ U[-1, 1]^noise_dim, (k, noise_dim)."""
+        z = torch.rand(k, self.cfg.noise_dim, generator=generator)
+        return (2 * z - 1).to(device or self.extractor.linears[0].weight.device)
+
+    def forward(self, z: Tensor) -> list[Tensor]:
+        k = z.shape[0]
+        codes = self.extractor(z).reshape(k, -1, self.cfg.code_dim)  # (K, num_codes, code)
+        filters = []
+        for layer, generator, chunk in zip(self.spec.layers, self.generators,
+                                           codes.split(self.codes_per_layer, dim=1)):
+            out = generator(chunk)  # (K, codes_l, generator output)
+            filters.append(out.reshape(k, layer.out_size, layer.filter_size))
+        return filters
+
+    def num_parameters(self) -> dict[str, int]:
+        """MLP weights and batch-norm parameters, as counted in the paper (631,240 + 2,400)."""
+        mlp = sum(p.numel() for name, p in self.named_parameters() if "linears" in name)
+        norm = sum(p.numel() for name, p in self.named_parameters() if "norms" in name)
+        return {"mlp": mlp, "batch_norm": norm, "total": mlp + norm}

@@ -1,0 +1,100 @@
+"""Trivial symmetries of a target network and the gauge that breaks them (paper, section 2.2).
+
+All functions take and return per-layer filter matrices [(K, out, n)] (see :mod:`targets`);
+they are derived from the spec, so any stack of conv/linear layers with piecewise-linear,
+positively homogeneous activations (ReLU, leaky ReLU) and max-pooling is covered.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .targets import TargetSpec
+
+# Floor on a filter's mean square: an all-zero filter keeps a finite scale (and stays zero).
+# The original code adds 1e-8 instead, which makes S inexact for the small weights an
+# untrained generator emits; a floor leaves every non-degenerate filter exactly gauged.
+MEAN_SQUARE_FLOOR = 1e-12
+
+
+def _scale_incoming(spec: TargetSpec, index: int, mat: Tensor, scale: Tensor) -> Tensor:
+    """Multiply the columns that read input channel c of layer ``index`` by scale[:, c].
+
+    mat: (K, out, fan_in + 1); scale: (K, C) with C the previous layer's filters.
+    """
+    k, out, n = mat.shape
+    channels = scale.shape[1]
+    block = spec.channel_block(index)
+    weight = mat[..., :-1].reshape(k, out, channels, block) * scale[:, None, :, None]
+    return torch.cat([weight.reshape(k, out, n - 1), mat[..., -1:]], dim=-1)
+
+
+def gauge_fix(spec: TargetSpec, filters: Sequence[Tensor]) -> list[Tensor]:
+    """S(θ): the representative of θ's scaling and logit-shift class (section 2.2).
+
+    Layers 1..m-1 in order: each filter (weights and bias) is divided by
+    s = sqrt(Σθ²/n), so Σθ² = n afterwards, and the next layer's incoming weights for that channel
+    are multiplied by s. The last layer's biases are shifted to sum to zero (the paper's gauge).
+    """
+    fixed = list(filters)
+    for index in range(len(fixed) - 1):
+        scale = fixed[index].square().mean(dim=-1).clamp_min(MEAN_SQUARE_FLOOR).sqrt()  # (K, out)
+        fixed[index] = fixed[index] / scale.unsqueeze(-1)
+        fixed[index + 1] = _scale_incoming(spec, index + 1, fixed[index + 1], scale)
+    last = fixed[-1]
+    bias = last[..., -1:]
+    fixed[-1] = torch.cat([last[..., :-1], bias - bias.mean(dim=1, keepdim=True)], dim=-1)
+    return fixed
+
+
+def gauge_penalty(spec: TargetSpec, filters: Sequence[Tensor]) -> Tensor:
+    """𝒢(θ) of eq. 8 for each of the K networks: Σ_{l<m,i} (Σ_k θ² − n)² + (Σ_i b_m,i)²."""
+    penalty = sum(((mat.square().sum(dim=-1) - mat.shape[-1]) ** 2).sum(dim=-1)
+                  for mat in filters[:-1])
+    logit_bias_sum = filters[-1][..., -1].sum(dim=-1)
+    return penalty + logit_bias_sum.square()
+
+
+# ---- symmetry transforms: T(x; transform(θ)) == T(x; θ) ------------------------------------
+
+def scale_filters(spec: TargetSpec, filters: Sequence[Tensor], index: int,
+                  factors: Tensor) -> list[Tensor]:
+    """Scale filter i of layer ``index`` by factors[..., i] > 0 and unscale the next layer.
+
+    factors: (out,) or (K, out) positive.
+    """
+    if index >= len(spec.layers) - 1:
+        raise ValueError("the last layer has no next layer to absorb a scaling")
+    out = list(filters)
+    factors = factors.expand(out[index].shape[0], -1)
+    out[index] = out[index] * factors.unsqueeze(-1)
+    out[index + 1] = _scale_incoming(spec, index + 1, out[index + 1], 1.0 / factors)
+    return out
+
+
+def shift_logits(filters: Sequence[Tensor], shift: Tensor | float) -> list[Tensor]:
+    """Add the same number to every logit (per network: shift of shape (K,) or scalar)."""
+    out = list(filters)
+    last = out[-1]
+    shift = torch.as_tensor(shift, dtype=last.dtype, device=last.device).reshape(-1, 1, 1)
+    out[-1] = torch.cat([last[..., :-1], last[..., -1:] + shift], dim=-1)
+    return out
+
+
+def permute_filters(spec: TargetSpec, filters: Sequence[Tensor], index: int,
+                    permutation: Tensor) -> list[Tensor]:
+    """Reorder the filters of layer ``index`` and the matching input channels of the next."""
+    if index >= len(spec.layers) - 1:
+        raise ValueError("permuting the last layer's neurons changes the class order")
+    out = list(filters)
+    out[index] = out[index][:, permutation]
+    nxt = out[index + 1]
+    k, rows, n = nxt.shape
+    channels = out[index].shape[1]
+    weight = nxt[..., :-1].reshape(k, rows, channels, spec.channel_block(index + 1))
+    weight = weight[:, :, permutation].reshape(k, rows, n - 1)
+    out[index + 1] = torch.cat([weight, nxt[..., -1:]], dim=-1)
+    return out

@@ -1,0 +1,232 @@
+"""The training loop: Adam on φ, validation, metrics log, checkpoints and exact resume.
+
+A run folder holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON object per
+line, ``kind`` "train" or "validation") and ``checkpoints/step-NNNNNNN.pt``. Every random draw
+(noise, image order) is a function of (seed, step), so running the same command again continues
+from the last checkpoint exactly as if the run had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from .checkpoint import load_latest, save_checkpoint
+from .config import Config, config_from_dict, save_config
+from .data import MNIST, Split, load_mnist, training_batch_indices
+from .entropy import kl_entropy
+from .errors import WeightgenError
+from .evaluate import ensemble_metrics, predict
+from .fileio import atomic_write_text
+from .hypernet import HyperNetwork
+from .objective import objective
+from .rng import seeded_generator
+from .symmetry import gauge_fix
+
+RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every")}
+LOG_EVERY = 20
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a user error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise WeightgenError("--device cuda: no CUDA device is available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise WeightgenError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+def build_hypernet(config: Config, device: torch.device | str = "cpu") -> HyperNetwork:
+    torch.manual_seed(config.seed)  # parameter initialisation
+    return HyperNetwork(config.target.build(), config.hypernet).to(device)
+
+
+@torch.no_grad()
+def generate(hypernet: HyperNetwork, z: torch.Tensor, gauge: bool = True,
+             chunk: int = 1000) -> list[torch.Tensor]:
+    """Filter matrices of the networks G(z) (optionally gauge-fixed), in eval mode."""
+    was_training = hypernet.training
+    hypernet.eval()
+    parts = []
+    for lo in range(0, z.shape[0], chunk):
+        filters = hypernet(z[lo:lo + chunk])
+        parts.append(gauge_fix(hypernet.spec, filters) if gauge else filters)
+    hypernet.train(was_training)
+    return [torch.cat(layer) for layer in zip(*parts)]
+
+
+@torch.no_grad()
+def validate(hypernet: HyperNetwork, split: Split, config: Config) -> dict[str, float]:
+    """Metrics of ``validation_networks`` generated networks on a split (same z every time)."""
+    n = config.train.validation_networks
+    z = hypernet.sample_noise(n, seeded_generator(config.seed, "validation"))
+    filters = generate(hypernet, z, gauge=True)
+    logits = predict(hypernet.spec, filters, split.images)
+    metrics = ensemble_metrics(logits, split.labels)
+    obj = config.objective
+    entropy = kl_entropy(hypernet.spec.flatten(filters), obj.entropy_metric,
+                         obj.entropy_dim or hypernet.cfg.noise_dim)
+    metrics["entropy"] = entropy.item()
+    metrics["loss"] = obj.lam * metrics["cross_entropy"] - metrics["entropy"]
+    return metrics
+
+
+def _check_compatible(saved: dict, new: dict) -> None:
+    for section, values in new.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                if (section, key) not in RESUMABLE_CHANGES and saved.get(section, {}).get(key) != value:
+                    raise WeightgenError(
+                        f"the run folder was made with a different config ({section}.{key}: "
+                        f"{saved.get(section, {}).get(key)!r} there, {value!r} now); use another "
+                        f"--out or the same config")
+        elif saved.get(section) != values and section != "name":
+            raise WeightgenError(f"the run folder was made with a different config ({section}: "
+                                 f"{saved.get(section)!r} there, {values!r} now); use another "
+                                 f"--out or the same config")
+
+
+class MetricsLog:
+    """Append-only JSON-lines log that can be cut back to a checkpoint's step on resume."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines()
+                if line.strip() and _step_of(line) <= step]
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # a torn last line: dropped
+
+
+def train(config: Config, run_dir: str | Path, device: str = "auto",
+          data_dir: str | None = None, progress: bool = True,
+          data: MNIST | None = None,
+          on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train (or continue training) a hypernetwork; returns the last validation metrics."""
+    run_dir = Path(run_dir)
+    dev = resolve_device(device)
+    config_path = run_dir / "config.yaml"
+    if config_path.exists():
+        try:
+            saved = yaml.safe_load(config_path.read_text())
+        except yaml.YAMLError:
+            raise WeightgenError(f"{config_path}: not valid YAML") from None
+        _check_compatible(saved, config.to_dict())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, config_path)
+
+    data = data or load_mnist(data_dir)
+    train_split = data.train.to(dev)
+    val_split = data.validation.to(dev)
+    tc = config.train
+
+    hypernet = build_hypernet(config, dev)
+    optimizer = torch.optim.Adam(hypernet.parameters(), lr=tc.lr, betas=tc.adam_betas,
+                                 eps=tc.adam_eps)
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    step = 0
+    checkpoint = load_latest(run_dir, map_location=dev)
+    if checkpoint is not None:
+        hypernet.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        step = int(checkpoint["step"])
+    log.truncate_after(step)
+
+    def save(at: int) -> None:
+        save_checkpoint(run_dir, at, {"model": hypernet.state_dict(),
+                                      "optimizer": optimizer.state_dict(),
+                                      "config": config.to_dict(),
+                                      "target_spec": hypernet.spec.to_dict()},
+                        tc.keep_checkpoints)
+
+    last_validation: dict[str, Any] = {}
+    bar = tqdm(total=tc.steps, initial=step, disable=not progress, dynamic_ncols=True,
+               desc=config.name, unit="step")
+    started, started_step = time.perf_counter(), step
+    hypernet.train()
+    try:
+        while step < tc.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = tc.lr * tc.lr_decay ** step
+            z = hypernet.sample_noise(tc.noise_samples, seeded_generator(config.seed, "noise", step))
+            idx = training_batch_indices(step, tc.noise_samples, tc.images_per_network,
+                                         len(train_split), config.seed).to(dev)
+            terms = objective(hypernet, z, train_split.images[idx], train_split.labels[idx],
+                              config.objective)
+            if not torch.isfinite(terms.loss):
+                raise WeightgenError(
+                    f"non-finite loss at step {step + 1}; training stopped, the last good "
+                    f"checkpoint is kept (try a smaller learning rate)")
+            optimizer.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            if step % LOG_EVERY == 0 or step == tc.steps:
+                elapsed = time.perf_counter() - started
+                record = {"kind": "train", "step": step, "loss": terms.loss.item(),
+                          "cross_entropy": terms.cross_entropy.item(),
+                          "entropy": terms.entropy.item(), "accuracy": terms.accuracy.item(),
+                          "gauge_penalty": terms.gauge_penalty.item(),
+                          "lr": optimizer.param_groups[0]["lr"],
+                          "steps_per_s": (step - started_step) / max(elapsed, 1e-9)}
+                log.write(record)
+                bar.set_postfix(loss=f"{record['loss']:.1f}", acc=f"{record['accuracy']:.3f}",
+                                H=f"{record['entropy']:.0f}")
+            if step % tc.validate_every == 0 or step == tc.steps:
+                last_validation = {"kind": "validation", "step": step,
+                                   **validate(hypernet, val_split, config)}
+                log.write(last_validation)
+                bar.write(f"step {step}: validation accuracy mean "
+                          f"{last_validation['accuracy_mean']:.4f} (min "
+                          f"{last_validation['accuracy_min']:.4f}, max "
+                          f"{last_validation['accuracy_max']:.4f}), majority vote "
+                          f"{last_validation['ensemble_majority_vote']:.4f}, entropy "
+                          f"{last_validation['entropy']:.1f}")
+            if step % tc.checkpoint_every == 0 or step == tc.steps:
+                save(step)
+            if on_step is not None:
+                on_step(step)
+    except KeyboardInterrupt:
+        save(step)
+        bar.close()
+        raise
+    bar.close()
+    return last_validation
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Config, HyperNetwork, int]:
+    """The config, hypernetwork (newest good checkpoint) and step of a run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise WeightgenError(f"{run_dir}: no such run folder")
+    dev = resolve_device(device)
+    checkpoint = load_latest(run_dir, map_location=dev)
+    if checkpoint is None:
+        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
+    config = config_from_dict(checkpoint["config"])
+    hypernet = HyperNetwork(config.target.build(), config.hypernet).to(dev)
+    hypernet.load_state_dict(checkpoint["model"])
+    hypernet.eval()
+    return config, hypernet, int(checkpoint["step"])
