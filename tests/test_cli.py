@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -82,3 +83,36 @@ def test_cuda_request_without_gpu_is_a_clear_error(tiny_yaml, tmp_path, capsys):
     assert main(["train", "--config", str(tiny_yaml), "--out", str(tmp_path / "r"),
                  "--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+# ---- property: no argument list produces a traceback -----------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_words = st.sampled_from(["train", "sample", "evaluate", "--config", "--steps", "--out", "-n",
+                          "-o", "--seed", "--device", "--split", "--ensemble-size", "--json",
+                          "--data-dir", "--checkpoint-every", "--raw", "-1", "0", "7", "abc",
+                          "x.yaml", "nope/run", "cuda", "tpu", "test", "", "--", "1e3"])
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(_words, max_size=7))
+def test_random_command_lines_fail_cleanly(tmp_path_factory, argv):
+    import contextlib
+    import io
+    cwd = tmp_path_factory.mktemp("cli")  # no config, run or data here: nothing can start
+    err = io.StringIO()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+    except SystemExit as exit_:  # --help
+        code = exit_.code
+    finally:
+        os.chdir(old)
+    assert code in (0, 2), (argv, err.getvalue())
+    assert "Traceback" not in err.getvalue()
+    if code == 2:
+        assert err.getvalue().count("\n") == 1

@@ -67,3 +67,45 @@ def test_unreadable_and_invalid_files(tmp_path):
 def test_defaults_are_the_paper():
     config = Config()
     assert config.hypernet.noise_dim == 300 and config.objective.lam == 1e3
+
+
+# ---- property: any document is either a valid config or one WeightgenError -------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=10)
+_sections = ["target", "hypernet", "objective", "train"]
+_known = {"train": ["steps", "lr", "noise_samples", "adam_betas", "lr_decay", "validate_every"],
+          "objective": ["lambda", "gauge", "gamma", "entropy_metric", "entropy_dim"],
+          "hypernet": ["noise_dim", "code_dim", "generator_hidden", "leaky_slope"],
+          "target": ["preset", "layers", "input_shape"]}
+
+
+@st.composite
+def _mutated_configs(draw):
+    data = tiny_config_dict()
+    for _ in range(draw(st.integers(1, 3))):
+        section = draw(st.sampled_from(_sections + ["seed", "name", "method", "extra"]))
+        if section in _known and draw(st.booleans()):
+            key = draw(st.sampled_from(_known[section] + ["bogus"]))
+            data[section] = {**data.get(section, {}), key: draw(_values)}
+        else:
+            data[section] = draw(_values)
+    return data
+
+
+@settings(max_examples=150, deadline=None)
+@given(_mutated_configs())
+def test_any_config_document_is_valid_or_one_clear_error(data):
+    try:
+        config = config_from_dict(data)
+    except WeightgenError as err:
+        assert str(err).startswith(("config:", "target spec:", "unknown target preset"))
+        assert "\n" not in str(err)
+    else:
+        assert isinstance(config, Config)

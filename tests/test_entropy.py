@@ -67,3 +67,22 @@ def test_entropy_grows_with_spread():
 def test_needs_two_samples():
     with pytest.raises(ValueError):
         kl_entropy(torch.zeros(1, 3))
+
+
+# ---- property: finite for any finite samples, duplicates included ---------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=80, deadline=None)
+@given(arrays("float64", st.tuples(st.integers(2, 12), st.integers(1, 6)),
+              elements=st.floats(-1e6, 1e6, allow_nan=False)),
+       st.sampled_from(["l1", "l2"]))
+def test_estimate_is_finite_for_any_samples(samples, metric):
+    x = torch.from_numpy(samples).requires_grad_()
+    h = kl_entropy(x, metric, dim=300)
+    assert torch.isfinite(h)
+    (grad,) = torch.autograd.grad(h, x)
+    assert torch.isfinite(grad).all()

@@ -113,3 +113,25 @@ def test_last_layer_cannot_be_scaled_or_permuted():
         scale_filters(spec, filters, 3, torch.ones(10))
     with pytest.raises(ValueError):
         permute_filters(spec, filters, 3, torch.arange(10))
+
+
+# ---- property: the gauge is finite and idempotent on any finite weights ----------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+SMALL = mnist_mlp((3, 2))  # 784 -> 3 -> 2 -> 10: small enough to draw every weight
+_weights = arrays("float64", (SMALL.num_weights,), elements=st.one_of(
+    st.just(0.0), st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_weights)
+def test_gauge_is_finite_and_idempotent_for_any_weights(theta):
+    filters = SMALL.unflatten(torch.from_numpy(theta).unsqueeze(0))
+    fixed = gauge_fix(SMALL, filters)
+    assert all(torch.isfinite(f).all() for f in fixed)
+    again = gauge_fix(SMALL, fixed)
+    for a, b in zip(again, fixed):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)

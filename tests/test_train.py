@@ -113,3 +113,102 @@ def test_non_finite_loss_stops_with_the_step(mnist, tmp_path):
                                                validate_every=100))
     with pytest.raises(WeightgenError, match="non-finite loss at step"):
         train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
+    # the checkpoints written before the fault are intact and hold finite weights
+    for path in list_checkpoints(tmp_path / "run"):
+        model = load_checkpoint(path)["model"]
+        assert all(torch.isfinite(t).all() for t in model.values() if t.is_floating_point())
+
+
+# ---- crash safety through the real command ---------------------------------------------------
+
+def _command(config_path, out, mnist_dir):
+    import sys
+    return [sys.executable, "-m", "weightgen", "train", "--config", str(config_path), "--out",
+            str(out), "--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress"]
+
+
+def _write_config(tmp_path, **train_values):
+    import yaml
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_config_dict(**train_values)))
+    return path
+
+
+def _wait_for(path, process, timeout=120.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "training ended before the checkpoint appeared"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.01)
+
+
+def test_sigkill_then_rerun_is_bit_identical_to_an_uninterrupted_run(mnist_dir, tmp_path):
+    import signal
+    import subprocess
+    config_path = _write_config(tmp_path, steps=40, checkpoint_every=5, validate_every=20)
+    subprocess.run(_command(config_path, tmp_path / "straight", mnist_dir), check=True,
+                   capture_output=True)
+
+    process = subprocess.Popen(_command(config_path, tmp_path / "killed", mnist_dir),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(tmp_path / "killed" / "checkpoints" / "step-0000015.pt", process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list_checkpoints(tmp_path / "killed")[-1].name != "step-0000040.pt"
+    subprocess.run(_command(config_path, tmp_path / "killed", mnist_dir), check=True,
+                   capture_output=True)
+
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-0000040.pt")
+    b = load_checkpoint(tmp_path / "killed" / "checkpoints" / "step-0000040.pt")
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for key, state in a["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(
+                b["optimizer"]["state"][key][name])), (key, name)
+    # the log holds each step once, as if nothing had happened
+    steps = [r["step"] for r in read_log(tmp_path / "killed") if r["kind"] == "train"]
+    assert steps == [r["step"] for r in read_log(tmp_path / "straight") if r["kind"] == "train"]
+    assert not list((tmp_path / "killed" / "checkpoints").glob("*.tmp"))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(mnist_dir, tmp_path):
+    import signal
+    import subprocess
+    config_path = _write_config(tmp_path, steps=100000, checkpoint_every=1000,
+                                validate_every=1000)
+    process = subprocess.Popen(_command(config_path, tmp_path / "run", mnist_dir),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(tmp_path / "run" / "metrics.jsonl", process)  # training steps are running
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    saved = list_checkpoints(tmp_path / "run")
+    assert len(saved) == 1 and load_checkpoint(saved[0])["step"] >= 20
+
+
+def test_full_disk_is_reported_and_earlier_checkpoints_survive(mnist, tmp_path, monkeypatch):
+    import errno
+    config = config_from_dict(tiny_config_dict(steps=4, checkpoint_every=2, validate_every=100))
+    train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
+    good = list_checkpoints(tmp_path / "run")[-1].read_bytes()
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", no_space)
+    longer = config_from_dict(tiny_config_dict(steps=6, checkpoint_every=2, validate_every=100))
+    with pytest.raises(WeightgenError, match="No space left on device"):
+        train(longer, tmp_path / "run", device="cpu", progress=False, data=mnist)
+    assert list_checkpoints(tmp_path / "run")[-1].read_bytes() == good
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.tmp"))
+
+
+def test_unwritable_run_folder_is_a_clean_error(mnist, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(WeightgenError, match="cannot create run folder"):
+        train(config_from_dict(tiny_config_dict()), blocker / "run", device="cpu",
+              progress=False, data=mnist)

@@ -30,7 +30,10 @@ def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], kee
     ``keep`` checkpoints."""
     path = checkpoint_dir(run_dir) / f"step-{step:07d}.pt"
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "step": step, **payload}, tmp)
+        try:
+            torch.save({"format": FORMAT, "step": step, **payload}, tmp)
+        except RuntimeError as err:  # torch's writer reports a full disk as RuntimeError
+            raise OSError(f"checkpoint not written ({str(err).splitlines()[0]})") from None
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import WeightgenError
+from .fileio import atomic_write_text
 from .hypernet import HypernetConfig
 from .targets import TargetSpec, preset
 
@@ -215,4 +216,4 @@ def load_config(path: str | Path) -> Config:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

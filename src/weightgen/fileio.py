@@ -29,7 +29,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
     except OSError as err:
-        raise WeightgenError(f"cannot write {path}: {err.strerror}") from None
+        raise WeightgenError(f"cannot write {path}: {err.strerror or err}") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 

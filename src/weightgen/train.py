@@ -108,8 +108,11 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:
+            raise WeightgenError(f"cannot write {self.path}: {err.strerror}") from None
 
 
 def _step_of(line: str) -> int:
@@ -133,7 +136,10 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
         except yaml.YAMLError:
             raise WeightgenError(f"{config_path}: not valid YAML") from None
         _check_compatible(saved, config.to_dict())
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WeightgenError(f"cannot create run folder {run_dir}: {err.strerror}") from None
     save_config(config, config_path)
 
     data = data or load_mnist(data_dir)
