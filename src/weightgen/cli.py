@@ -110,12 +110,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
+    """Sample n networks from a run; under torchrun each rank generates its share and every
+    rank receives all of them."""
+    from . import distributed
     from .rng import seeded_generator
-    from .train import generate, load_run
+    from .train import generate, load_run, resolve_device
 
-    config, hypernet, step = load_run(run_dir, device)
+    ctx = distributed.setup(resolve_device(device))
+    dev = distributed.local_device(resolve_device(device), ctx)
+    config, hypernet, step = load_run(run_dir, str(dev))
     z = hypernet.sample_noise(n, seeded_generator(seed, "sample"))
-    return config, hypernet, step, z, generate(hypernet, z, gauge=gauge)
+    mine = distributed.split(n, ctx)
+    filters = generate(hypernet, z[mine], gauge=gauge) if mine.stop > mine.start else \
+        [z.new_zeros((0, layer.out_size, layer.filter_size)) for layer in hypernet.spec.layers]
+    filters = [distributed.gather_shards(f, n, ctx) for f in filters]
+    return ctx, config, hypernet, step, z, filters
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -123,17 +132,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     if not args.output.endswith(".safetensors"):
         raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
-    config, hypernet, step, z, filters = _sample(args.run_dir, args.num, args.seed, args.device,
-                                                 gauge=not args.raw)
-    save_networks(args.output, hypernet.spec, filters, z,
-                  extra={"source": "weightgen hypernetwork", "run": config.name,
-                         "step": str(step), "seed": str(args.seed),
-                         "gauge_fixed": str(not args.raw).lower()})
-    print(f"wrote {args.num} networks (step {step}) to {args.output}")
+    ctx, config, hypernet, step, z, filters = _sample(args.run_dir, args.num, args.seed,
+                                                      args.device, gauge=not args.raw)
+    if ctx.is_main:
+        save_networks(args.output, hypernet.spec, filters, z,
+                      extra={"source": "weightgen hypernetwork", "run": config.name,
+                             "step": str(step), "seed": str(args.seed),
+                             "gauge_fixed": str(not args.raw).lower()})
+        print(f"wrote {args.num} networks (step {step}) to {args.output}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import distributed
     from .data import load_mnist
     from .evaluate import evaluate_networks
     from .exchange import load_networks
@@ -141,18 +152,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     if source.is_dir():
-        _, hypernet, step, _, filters = _sample(args.source, args.num, args.seed, args.device,
-                                                gauge=True)
+        ctx, _, hypernet, step, _, filters = _sample(args.source, args.num, args.seed,
+                                                     args.device, gauge=True)
         spec, origin = hypernet.spec, f"{source} step {step}"
     else:
         networks = load_networks(source)
-        dev = resolve_device(args.device)
+        ctx = distributed.setup(resolve_device(args.device))
+        dev = distributed.local_device(resolve_device(args.device), ctx)
         spec, filters, origin = networks.spec, [f.to(dev) for f in networks.filters()], str(source)
     data = load_mnist(args.data_dir)
     split = getattr(data, args.split).to(filters[0].device)
-    metrics = evaluate_networks(spec, filters, split, ensemble_size=args.ensemble_size)
+    metrics = evaluate_networks(spec, filters, split, ensemble_size=args.ensemble_size, ctx=ctx)
     metrics["source"] = origin
     metrics["split"] = args.split
+    if not ctx.is_main:
+        return 0
     print(f"{metrics['networks']} networks from {origin} on {args.split} "
           f"({metrics['images']} images)")
     print(f"  accuracy mean {metrics['accuracy_mean']:.4f}  std {metrics['accuracy_std']:.4f}  "

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import Split
+from .distributed import Context, gather_shards, split
 from .targets import ConvImpl, TargetSpec, forward
 
 
@@ -22,6 +23,8 @@ def predict(spec: TargetSpec, filters: Sequence[Tensor], images: Tensor,
     the memory of the first layer's activations (about 100 kB per pair for the paper's CNN).
     """
     k = filters[0].shape[0]
+    if k == 0:
+        return images.new_zeros((0, len(images), spec.num_classes))
     image_chunk = min(image_chunk, len(images))
     network_chunk = max(1, chunk_network_images // image_chunk)
     rows = []
@@ -67,24 +70,27 @@ def ensemble_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
     }
 
 
-def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], split: Split,
+def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
                       ensemble_size: int | None = None,
-                      conv_impl: ConvImpl | None = None) -> dict:
+                      conv_impl: ConvImpl | None = None, ctx: Context = Context()) -> dict:
     """Metrics of K networks on a split. With ``ensemble_size`` the K networks form
-    K // ensemble_size disjoint ensembles; ensemble figures are then means over them."""
+    K // ensemble_size disjoint ensembles; ensemble figures are then means over them.
+    Under torchrun each rank predicts its share of every ensemble (``filters`` are the
+    whole set on every rank)."""
     k = filters[0].shape[0]
     size = ensemble_size or k
     groups = max(k // size, 1)
     accuracies, per_group = [], []
     for g in range(groups):
-        chunk = [mat[g * size:(g + 1) * size] for mat in filters]
-        logits = predict(spec, chunk, split.images, conv_impl=conv_impl)
-        accuracies.append((logits.argmax(-1) == split.labels).float().mean(-1))
-        per_group.append(ensemble_metrics(logits, split.labels))
+        mine = split(size, ctx)
+        chunk = [mat[g * size:(g + 1) * size][mine] for mat in filters]
+        logits = gather_shards(predict(spec, chunk, data.images, conv_impl=conv_impl), size, ctx)
+        accuracies.append((logits.argmax(-1) == data.labels).float().mean(-1))
+        per_group.append(ensemble_metrics(logits, data.labels))
     acc = torch.cat(accuracies)
     result = {
         "networks": int(acc.numel()),
-        "images": len(split),
+        "images": len(data),
         "accuracy_mean": acc.mean().item(),
         "accuracy_std": acc.std().item() if acc.numel() > 1 else 0.0,
         "accuracy_min": acc.min().item(),

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from .distributed import all_reduce_sum, is_distributed
 from .errors import WeightgenError
 from .targets import TargetSpec
 
@@ -52,6 +53,28 @@ def _truncated_normal_(weight: Tensor, scale: float) -> None:
     nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
 
 
+class PooledBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d whose training statistics pool over every process of a torchrun job, so a
+    noise batch sharded over ranks is normalised exactly as the whole batch in one process
+    (torch's SyncBatchNorm does this on GPUs only)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and is_distributed()):
+            return super().forward(x)
+        width = x.shape[1]
+        count = x.new_full((1,), float(x.shape[0]))
+        totals = all_reduce_sum(torch.cat([x.sum(0), x.square().sum(0), count]))
+        n = totals[-1]
+        mean = totals[:width] / n
+        var = totals[width:2 * width] / n - mean.square()  # biased, as BatchNorm normalises
+        with torch.no_grad():
+            m = self.momentum
+            self.running_mean.mul_(1 - m).add_(m * mean)
+            self.running_var.mul_(1 - m).add_(m * var * n / (n - 1))
+            self.num_batches_tracked.add_(1)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
 class MLP(nn.Module):
     """Bias-free MLP: hidden layers BN(leaky_relu(x W)); output layer x W.
 
@@ -62,7 +85,8 @@ class MLP(nn.Module):
     def __init__(self, sizes: Sequence[int], cfg: HypernetConfig):
         super().__init__()
         self.linears = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes, sizes[1:]))
-        self.norms = nn.ModuleList(nn.BatchNorm1d(width, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+        self.norms = nn.ModuleList(PooledBatchNorm1d(width, eps=cfg.bn_eps,
+                                                     momentum=cfg.bn_momentum)
                                    for width in sizes[1:-1])
         self.slope = cfg.leaky_slope
         for linear in self.linears:

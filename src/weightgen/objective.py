@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.distributed
 import torch.nn.functional as F
 from torch import Tensor
 
 from .config import ObjectiveConfig
+from .distributed import gather_rows, is_distributed, mean_over_ranks
 from .entropy import kl_entropy
 from .hypernet import HyperNetwork
 from .symmetry import gauge_fix, gauge_penalty
@@ -17,9 +19,15 @@ from .targets import ConvImpl, forward
 
 @dataclass
 class ObjectiveTerms:
-    """The loss and its parts for one noise batch (all scalars)."""
+    """The loss and its parts for one noise batch (all scalars).
+
+    ``loss`` is what this process back-propagates; ``value`` is the loss of the whole global
+    batch (the same number on every rank, equal to ``loss`` in a single process). The other
+    terms are detached global values too.
+    """
 
     loss: Tensor
+    value: Tensor
     cross_entropy: Tensor
     entropy: Tensor
     gauge_penalty: Tensor
@@ -35,16 +43,23 @@ def objective(hypernet: HyperNetwork, z: Tensor, images: Tensor, labels: Tensor,
     CE is the mean over all K·B (network, image) pairs. The target is evaluated on the
     gauge-fixed weights, which compute the same function.
     """
-    spec = hypernet.spec
+    spec = getattr(hypernet, "module", hypernet).spec  # unwrap DistributedDataParallel
     filters = hypernet(z)
     if cfg.gauge == "exact":
         filters = gauge_fix(spec, filters)
     logits = forward(spec, filters, images, conv_impl)  # (K, B, classes)
     ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
-    entropy = kl_entropy(spec.flatten(filters), cfg.entropy_metric,
-                         cfg.entropy_dim or hypernet.cfg.noise_dim)
+    # the entropy needs nearest neighbours over the global batch: every rank's weights, with
+    # the gradient flowing through this rank's own rows
+    entropy = kl_entropy(gather_rows(spec.flatten(filters)), cfg.entropy_metric,
+                         cfg.entropy_dim or getattr(hypernet, "module", hypernet).cfg.noise_dim)
     penalty = gauge_penalty(spec, filters).mean() if cfg.gauge == "soft" else ce.new_zeros(())
-    loss = cfg.lam * ce - entropy + cfg.gamma * penalty
+    # DDP averages gradients over W ranks: the per-rank means of CE and 𝒢 average to the
+    # global means, while Ĥ's gradient is a sum over ranks' rows, hence the factor W
+    world = torch.distributed.get_world_size() if is_distributed() else 1
+    loss = cfg.lam * ce + cfg.gamma * penalty - world * entropy
     with torch.no_grad():
-        accuracy = (logits.argmax(-1) == labels).float().mean()
-    return ObjectiveTerms(loss, ce.detach(), entropy.detach(), penalty.detach(), accuracy)
+        accuracy = mean_over_ranks((logits.argmax(-1) == labels).float().mean())
+        ce_all, penalty_all = mean_over_ranks(ce), mean_over_ranks(penalty)
+        value = cfg.lam * ce_all + cfg.gamma * penalty_all - entropy
+    return ObjectiveTerms(loss, value.detach(), ce_all, entropy.detach(), penalty_all, accuracy)

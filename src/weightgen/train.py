@@ -15,8 +15,10 @@ from typing import Any, Callable
 
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from . import distributed
 from .checkpoint import load_latest, save_checkpoint
 from .config import Config, config_from_dict, save_config
 from .data import MNIST, Split, load_mnist, training_batch_indices
@@ -122,13 +124,8 @@ def _step_of(line: str) -> int:
         return 1 << 62  # a torn last line: dropped
 
 
-def train(config: Config, run_dir: str | Path, device: str = "auto",
-          data_dir: str | None = None, progress: bool = True,
-          data: MNIST | None = None,
-          on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train (or continue training) a hypernetwork; returns the last validation metrics."""
-    run_dir = Path(run_dir)
-    dev = resolve_device(device)
+def _prepare_run_folder(config: Config, run_dir: Path) -> None:
+    """Refuse a run folder made with another config; create it and write the config."""
     config_path = run_dir / "config.yaml"
     if config_path.exists():
         try:
@@ -142,45 +139,81 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
         raise WeightgenError(f"cannot create run folder {run_dir}: {err.strerror}") from None
     save_config(config, config_path)
 
+
+def train(config: Config, run_dir: str | Path, device: str = "auto",
+          data_dir: str | None = None, progress: bool = True,
+          data: MNIST | None = None,
+          on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train (or continue training) a hypernetwork; returns the last validation metrics.
+
+    Under torchrun the noise batch is sharded over the processes (DDP); rank 0 alone writes
+    the run folder, and the result equals a single-process run on the same global batch.
+    """
+    run_dir = Path(run_dir)
+    ctx = distributed.setup(resolve_device(device))
+    dev = distributed.local_device(resolve_device(device), ctx)
+    tc = config.train
+    if tc.noise_samples % ctx.world_size:
+        raise WeightgenError(f"train.noise_samples ({tc.noise_samples}) must be divisible by "
+                             f"the number of processes ({ctx.world_size})")
+    problem = None
+    if ctx.is_main:
+        try:
+            _prepare_run_folder(config, run_dir)
+        except WeightgenError as err:
+            problem = str(err)
+    problem = distributed.broadcast_object(problem, ctx)
+    if problem:
+        raise WeightgenError(problem)
+
     data = data or load_mnist(data_dir)
     train_split = data.train.to(dev)
     val_split = data.validation.to(dev)
-    tc = config.train
 
     hypernet = build_hypernet(config, dev)
     optimizer = torch.optim.Adam(hypernet.parameters(), lr=tc.lr, betas=tc.adam_betas,
                                  eps=tc.adam_eps)
-    log = MetricsLog(run_dir / "metrics.jsonl")
+    checkpoint = load_latest(run_dir) if ctx.is_main else None
+    checkpoint = distributed.broadcast_object(checkpoint, ctx)
     step = 0
-    checkpoint = load_latest(run_dir, map_location=dev)
     if checkpoint is not None:
         hypernet.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step = int(checkpoint["step"])
-    log.truncate_after(step)
+    model = hypernet
+    if ctx.active:
+        model = DistributedDataParallel(
+            hypernet, device_ids=[dev.index] if dev.type == "cuda" else None,
+            broadcast_buffers=False)  # batch-norm statistics are pooled, buffers agree
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    if ctx.is_main:
+        log.truncate_after(step)
 
     def save(at: int) -> None:
-        save_checkpoint(run_dir, at, {"model": hypernet.state_dict(),
-                                      "optimizer": optimizer.state_dict(),
-                                      "config": config.to_dict(),
-                                      "target_spec": hypernet.spec.to_dict()},
-                        tc.keep_checkpoints)
+        if ctx.is_main:
+            save_checkpoint(run_dir, at, {"model": hypernet.state_dict(),
+                                          "optimizer": optimizer.state_dict(),
+                                          "config": config.to_dict(),
+                                          "target_spec": hypernet.spec.to_dict()},
+                            tc.keep_checkpoints)
 
     last_validation: dict[str, Any] = {}
-    bar = tqdm(total=tc.steps, initial=step, disable=not progress, dynamic_ncols=True,
-               desc=config.name, unit="step")
+    bar = tqdm(total=tc.steps, initial=step, disable=not (progress and ctx.is_main),
+               dynamic_ncols=True, desc=config.name, unit="step")
     started, started_step = time.perf_counter(), step
+    mine = ctx.shard(tc.noise_samples)  # this rank's noise samples of the global batch
     hypernet.train()
     try:
         while step < tc.steps:
             for group in optimizer.param_groups:
                 group["lr"] = tc.lr * tc.lr_decay ** step
-            z = hypernet.sample_noise(tc.noise_samples, seeded_generator(config.seed, "noise", step))
+            z = hypernet.sample_noise(tc.noise_samples,
+                                      seeded_generator(config.seed, "noise", step))[mine]
             idx = training_batch_indices(step, tc.noise_samples, tc.images_per_network,
-                                         len(train_split), config.seed).to(dev)
-            terms = objective(hypernet, z, train_split.images[idx], train_split.labels[idx],
+                                         len(train_split), config.seed)[mine].to(dev)
+            terms = objective(model, z, train_split.images[idx], train_split.labels[idx],
                               config.objective)
-            if not torch.isfinite(terms.loss):
+            if not torch.isfinite(terms.value):
                 raise WeightgenError(
                     f"non-finite loss at step {step + 1}; training stopped, the last good "
                     f"checkpoint is kept (try a smaller learning rate)")
@@ -189,9 +222,9 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
             optimizer.step()
             step += 1
             bar.update(1)
-            if step % LOG_EVERY == 0 or step == tc.steps:
+            if ctx.is_main and (step % LOG_EVERY == 0 or step == tc.steps):
                 elapsed = time.perf_counter() - started
-                record = {"kind": "train", "step": step, "loss": terms.loss.item(),
+                record = {"kind": "train", "step": step, "loss": terms.value.item(),
                           "cross_entropy": terms.cross_entropy.item(),
                           "entropy": terms.entropy.item(), "accuracy": terms.accuracy.item(),
                           "gauge_penalty": terms.gauge_penalty.item(),
@@ -201,15 +234,12 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
                 bar.set_postfix(loss=f"{record['loss']:.1f}", acc=f"{record['accuracy']:.3f}",
                                 H=f"{record['entropy']:.0f}")
             if step % tc.validate_every == 0 or step == tc.steps:
-                last_validation = {"kind": "validation", "step": step,
-                                   **validate(hypernet, val_split, config)}
-                log.write(last_validation)
-                bar.write(f"step {step}: validation accuracy mean "
-                          f"{last_validation['accuracy_mean']:.4f} (min "
-                          f"{last_validation['accuracy_min']:.4f}, max "
-                          f"{last_validation['accuracy_max']:.4f}), majority vote "
-                          f"{last_validation['ensemble_majority_vote']:.4f}, entropy "
-                          f"{last_validation['entropy']:.1f}")
+                if ctx.is_main:
+                    last_validation = {"kind": "validation", "step": step,
+                                       **validate(hypernet, val_split, config)}
+                    log.write(last_validation)
+                    bar.write(_describe(last_validation))
+                ctx.barrier()
             if step % tc.checkpoint_every == 0 or step == tc.steps:
                 save(step)
             if on_step is not None:
@@ -220,6 +250,12 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
         raise
     bar.close()
     return last_validation
+
+
+def _describe(v: dict[str, Any]) -> str:
+    return (f"step {v['step']}: validation accuracy mean {v['accuracy_mean']:.4f} (min "
+            f"{v['accuracy_min']:.4f}, max {v['accuracy_max']:.4f}), majority vote "
+            f"{v['ensemble_majority_vote']:.4f}, entropy {v['entropy']:.1f}")
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Config, HyperNetwork, int]:

@@ -1,0 +1,136 @@
+"""torchrun support: the process group, sharding of noise batches, and the collectives that
+make a sharded step equal the single-process step on the same global batch.
+
+Under ``torchrun --nproc_per_node N -m weightgen ...`` every process reads RANK, WORLD_SIZE and
+LOCAL_RANK from the environment; without them everything here is a no-op for one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .errors import WeightgenError
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def shard(self, n: int) -> slice:
+        """This rank's contiguous share of n items (n divisible by the world size)."""
+        per = n // self.world_size
+        return slice(self.rank * per, (self.rank + 1) * per)
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def setup(device: torch.device) -> Context:
+    """Join the torchrun job described by the environment (gloo on CPU, NCCL on CUDA)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Context()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        try:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        except (RuntimeError, ValueError) as err:
+            raise WeightgenError(f"cannot join the torchrun job: {str(err).splitlines()[0]}") from None
+    return Context(rank, world_size, local_rank)
+
+
+def local_device(device: torch.device, ctx: Context) -> torch.device:
+    """cuda -> this process's GPU (cuda:LOCAL_RANK); cpu stays cpu."""
+    if device.type == "cuda" and ctx.active:
+        return torch.device("cuda", ctx.local_rank)
+    return device
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes whose backward also sums (each rank's input feeds every rank)."""
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor) -> Tensor:  # type: ignore[override]
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
+def all_reduce_sum(tensor: Tensor) -> Tensor:
+    """Differentiable sum over all processes (identity for one process)."""
+    return _AllReduceSum.apply(tensor) if is_distributed() else tensor
+
+
+def gather_rows(local: Tensor) -> Tensor:
+    """Concatenate every rank's rows (equal counts), in rank order, keeping the gradient of
+    this rank's own rows only: local (n, D) -> (world_size * n, D)."""
+    if not is_distributed():
+        return local
+    parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, local.detach().contiguous())
+    parts[dist.get_rank()] = local
+    return torch.cat(parts)
+
+
+def mean_over_ranks(value: Tensor) -> Tensor:
+    """Average of a (detached) value over processes."""
+    if not is_distributed():
+        return value.detach()
+    out = value.detach().clone()
+    dist.all_reduce(out)
+    return out / dist.get_world_size()
+
+
+def broadcast_object(obj: object, ctx: Context) -> object:
+    """Rank 0's object on every rank (used for the checkpoint read on resume)."""
+    if not ctx.active:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def split(n: int, ctx: Context) -> slice:
+    """This rank's share of n items, ceil(n / world_size) each (the last ones may be short)."""
+    per = -(-n // ctx.world_size)
+    return slice(min(ctx.rank * per, n), min((ctx.rank + 1) * per, n))
+
+
+def gather_shards(local: Tensor, n: int, ctx: Context) -> Tensor:
+    """Inverse of :func:`split`: every rank's rows concatenated in rank order -> (n, ...)."""
+    if not ctx.active:
+        return local
+    per = -(-n // ctx.world_size)
+    padded = local.new_zeros((per, *local.shape[1:]))
+    padded[:local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, padded)
+    return torch.cat(parts)[:n]
