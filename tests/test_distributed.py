@@ -101,10 +101,13 @@ def test_torchrun_training_and_sampling_match_one_process(tiny_yaml, tmp_path, m
     subprocess.run([sys.executable, "-m", "weightgen", "train", "--config", str(tiny_yaml),
                     "--out", str(single), "--no-progress", *env_args], check=True,
                    capture_output=True)
-    result = subprocess.run(_torchrun("train", "--config", str(tiny_yaml), "--out", str(multi),
-                                      "--no-progress", *env_args),
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    for steps in ("2", "4"):  # the second call resumes the first, as in one process
+        result = subprocess.run(_torchrun("train", "--config", str(tiny_yaml), "--out",
+                                          str(multi), "--steps", steps, "--no-progress",
+                                          *env_args),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert list_checkpoints(multi)[-1].name == f"step-000000{steps}.pt"
     # rank 0 alone wrote the folder: one log line per step record, no duplicates
     lines = (multi / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == len((single / "metrics.jsonl").read_text().splitlines())
