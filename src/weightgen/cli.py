@@ -81,7 +81,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["test", "validation"], default="test")
     p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
     p.add_argument("--json", dest="json_out", help="write all metrics to this JSON file")
+
+    p = sub.add_parser("report", parents=[common], help="every experiment and figure of the "
+                       "paper for a run (and others to compare) in one report")
+    p.add_argument("source", help="a run folder (hypernetwork or toy) or a networks file")
+    p.add_argument("--compare", nargs="+", default=[], metavar="RUN_OR_FILE",
+                   help="further runs or networks files shown beside it")
+    p.add_argument("--out", required=True, help="folder for index.html, report.md, PNGs, "
+                   "metrics.json")
+    from .report import ReportSettings
+    defaults = ReportSettings()
+    for name in ("networks", "ensemble_size", "pca_samples", "filter_samples", "path_pairs",
+                 "path_points", "diversity_networks", "adversarial_images",
+                 "adversarial_ensemble"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=_positive,
+                       default=getattr(defaults, name),
+                       help=f"(default {getattr(defaults, name)})")
+    p.add_argument("--test-images", type=_positive, default=None,
+                   help="use only the first N test images (default all 10,000)")
+    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import (ReportSettings, build_report, is_toy_run, open_source, toy_report)
+    from .train import resolve_device
+
+    out = Path(args.out)
+    if is_toy_run(Path(args.source)):
+        toy_report(Path(args.source), out)
+    else:
+        fields = {name: getattr(args, name) for name in ReportSettings.__dataclass_fields__
+                  if hasattr(args, name)}
+        settings = ReportSettings(**fields)
+        if settings.ensemble_size > settings.networks:
+            raise WeightgenError("--ensemble-size cannot exceed --networks")
+        device = str(resolve_device(args.device))
+        sources = [open_source(s, args.seed, device) for s in [args.source, *args.compare]]
+        build_report(sources, out, settings, args.data_dir, progress=not args.no_progress)
+    print(f"report written to {out / 'index.html'}")
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -96,9 +136,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["steps"] = args.steps
     if args.checkpoint_every is not None:
         overrides["checkpoint_every"] = args.checkpoint_every
+    if config.method == "toy" and "steps" in overrides:
+        config = config.replace(toy=dataclasses.replace(config.toy, steps=overrides.pop("steps")))
     if overrides:
         config = config.replace(train=dataclasses.replace(config.train, **overrides))
     out = Path(args.out or Path("runs") / config.name)
+    if config.method == "toy":
+        from .toy import train_toy
+        from .train import prepare_run_folder
+        prepare_run_folder(config, out)
+        stats = train_toy(config.toy, config.seed, out, config.train.checkpoint_every,
+                          progress=not args.no_progress)
+        print(f"toy run: mean density {stats.get('density', float('nan')):.4f}; run folder: {out}")
+        return 0
     metrics = train(config, out, device=args.device, data_dir=args.data_dir,
                     progress=not args.no_progress)
     if metrics:
@@ -181,7 +231,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate}
+COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate,
+            "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from .errors import WeightgenError
 from .fileio import atomic_write_text
 from .hypernet import HypernetConfig
 from .targets import TargetSpec, preset
+from .toy import ToyConfig
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,12 @@ class TrainConfig:
 class Config:
     name: str = "run"
     seed: int = 8734
-    method: Literal["hypernetwork"] = "hypernetwork"
+    method: Literal["hypernetwork", "toy"] = "hypernetwork"
     target: TargetConfig = field(default_factory=TargetConfig)
     hypernet: HypernetConfig = field(default_factory=HypernetConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    toy: ToyConfig = field(default_factory=ToyConfig)  # method "toy" (section 4.1) only
 
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)

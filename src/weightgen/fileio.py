@@ -1,12 +1,14 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never a torn one."""
+"""Atomic file writes (a reader sees the old file or the whole new one, never a torn one) and
+the JSON-lines metrics log of a run."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from .errors import WeightgenError
 
@@ -48,3 +50,31 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class MetricsLog:
+    """Append-only JSON-lines log that can be cut back to a checkpoint's step on resume."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines()
+                if line.strip() and _step_of(line) <= step]
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:
+            raise WeightgenError(f"cannot write {self.path}: {err.strerror}") from None
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # a torn last line: dropped

@@ -8,7 +8,6 @@ from the last checkpoint exactly as if the run had never stopped.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +24,7 @@ from .data import MNIST, Split, load_mnist, training_batch_indices
 from .entropy import kl_entropy
 from .errors import WeightgenError
 from .evaluate import ensemble_metrics, predict
-from .fileio import atomic_write_text
+from .fileio import MetricsLog
 from .hypernet import HyperNetwork
 from .objective import objective
 from .rng import seeded_generator
@@ -96,35 +95,7 @@ def _check_compatible(saved: dict, new: dict) -> None:
                                  f"--out or the same config")
 
 
-class MetricsLog:
-    """Append-only JSON-lines log that can be cut back to a checkpoint's step on resume."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def truncate_after(self, step: int) -> None:
-        if not self.path.exists():
-            return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and _step_of(line) <= step]
-        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
-
-    def write(self, record: dict[str, Any]) -> None:
-        try:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError as err:
-            raise WeightgenError(f"cannot write {self.path}: {err.strerror}") from None
-
-
-def _step_of(line: str) -> int:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return 1 << 62  # a torn last line: dropped
-
-
-def _prepare_run_folder(config: Config, run_dir: Path) -> None:
+def prepare_run_folder(config: Config, run_dir: Path) -> None:
     """Refuse a run folder made with another config; create it and write the config."""
     config_path = run_dir / "config.yaml"
     if config_path.exists():
@@ -159,7 +130,7 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
     problem = None
     if ctx.is_main:
         try:
-            _prepare_run_folder(config, run_dir)
+            prepare_run_folder(config, run_dir)
         except WeightgenError as err:
             problem = str(err)
     problem = distributed.broadcast_object(problem, ctx)

@@ -1,0 +1,276 @@
+"""``weightgen report``: every experiment of the paper and the extra metrics, from real runs,
+into ``index.html`` (self-contained), ``report.md``, PNG figures and ``metrics.json``.
+
+A source is a run folder (a hypernetwork, which can be sampled without end and walked along
+paths in z) or an exchange file of networks (a baseline: a fixed set, used in order).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from .analysis import figures
+from .analysis.adversarial import fgsm_curves
+from .analysis.diversity import diversity_summary, failure_mode, filter_importance
+from .analysis.uncertainty import uncertainty_report
+from .analysis.weightspace import filter_images, paths, pca_groups, principal_components
+from .data import Split, load_fashion_mnist_test, load_mnist
+from .errors import WeightgenError
+from .evaluate import evaluate_networks, predict
+from .exchange import load_networks
+from .fileio import atomic_write_text
+from .hypernet import HyperNetwork
+from .rng import seeded_generator
+from .targets import TargetSpec
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Sizes of every protocol; the defaults are the paper's (implementation notes)."""
+
+    networks: int = 4000  # 20 ensembles x 200
+    ensemble_size: int = 200
+    pca_samples: int = 3000
+    pca_components: int = 6
+    filter_samples: int = 25
+    path_pairs: int = 10
+    path_points: int = 40
+    diversity_networks: int = 20
+    adversarial_images: int = 500
+    adversarial_ensemble: int = 100
+    test_images: int | None = None  # a prefix of the test set, for quick looks
+    seed: int = 0
+
+
+@dataclass
+class Source:
+    """Networks to analyse: a name, their spec and a way to draw k more (gauge-fixed)."""
+
+    name: str
+    spec: TargetSpec
+    draw: Callable[[int], list[Tensor]]
+    hypernet: HyperNetwork | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
+    from .train import generate, load_run
+
+    path = Path(path)
+    if path.is_dir():
+        config, hypernet, step = load_run(path, device)
+        counter = iter(range(1 << 62))
+
+        def draw(k: int) -> list[Tensor]:
+            g = seeded_generator(seed, "report", next(counter))
+            return generate(hypernet, hypernet.sample_noise(k, g))
+
+        return Source(f"{config.name} (step {step})", hypernet.spec, draw, hypernet)
+    networks = load_networks(path)
+    filters = [f.to(device) for f in networks.filters()]
+    position = [0]
+
+    def take(k: int) -> list[Tensor]:
+        total = len(networks)
+        index = torch.arange(position[0], position[0] + k) % total
+        position[0] += k
+        return [f[index.to(f.device)] for f in filters]
+
+    return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec, take)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
+
+
+def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
+                 data_dir: str | None = None, progress: bool = True) -> dict:
+    """Run every analysis on every source; write figures, metrics.json, report.md, index.html."""
+    out.mkdir(parents=True, exist_ok=True)
+    mnist = load_mnist(data_dir)
+    test = mnist.test if settings.test_images is None else Split(
+        mnist.test.images[:settings.test_images], mnist.test.labels[:settings.test_images])
+    fashion = load_fashion_mnist_test(data_dir)
+    fashion = Split(fashion.images[:len(test)], fashion.labels[:len(test)])
+    device = next(iter(sources)).draw(1)[0].device
+    test, fashion = test.to(device), fashion.to(device)
+
+    figs: list[tuple[str, Path]] = []
+    metrics: dict = {"settings": settings.__dict__, "sources": {}}
+    accuracies: dict[str, Tensor] = {}
+    adversarial: dict[str, dict[str, Tensor]] = {}
+    stages = ["accuracy and ensembles", "calibration and OOD", "diversity", "PCA and filters",
+              "paths", "adversarial"]
+    bar = tqdm(total=len(stages) * len(sources), disable=not progress, desc="report")
+    for source in sources:
+        m: dict = {}
+        slug = _slug(source.name)
+        bar.set_postfix_str(f"{source.name}: {stages[0]}")
+        filters = source.draw(settings.networks)
+        result = evaluate_networks(source.spec, filters, test,
+                                   ensemble_size=min(settings.ensemble_size, settings.networks))
+        accuracies[source.name] = torch.tensor(result.pop("accuracies"))
+        m["accuracy"] = result
+        bar.update(1)
+
+        bar.set_postfix_str(f"{source.name}: {stages[1]}")
+        ensemble = [f[:settings.ensemble_size] for f in filters]
+        m["uncertainty"] = uncertainty_report(predict(source.spec, ensemble, test.images),
+                                              test.labels,
+                                              predict(source.spec, ensemble, fashion.images))
+        bar.update(1)
+
+        bar.set_postfix_str(f"{source.name}: {stages[2]}")
+        few = [f[:settings.diversity_networks] for f in filters]
+        m["diversity"] = diversity_summary(source.spec, few, predict(source.spec, few,
+                                                                     test.images))
+        bar.update(1)
+
+        bar.set_postfix_str(f"{source.name}: {stages[3]}")
+        sample = source.draw(settings.pca_samples)
+        m["failure_mode"] = failure_mode(source.spec, sample)
+        figs.append((f"Failure-mode diagnostic, {source.name}", figures.failure_mode_scatter(
+            filter_importance(source.spec, sample),
+            [layer.name for layer in source.spec.layers[:-1]], source.name,
+            out / f"failure_mode_{slug}.png")))
+        m["pca_explained_variance"] = {}
+        for group, samples in pca_groups(source.spec, sample).items():
+            pca = principal_components(samples, settings.pca_components)
+            m["pca_explained_variance"][group] = pca["explained"].tolist()
+            figs.append((f"PCA, {group}, {source.name}", figures.pca_scatter_matrix(
+                pca["projection"].cpu(), pca["explained"], f"{group} — {source.name}",
+                out / f"pca_{_slug(group)}_{slug}.png")))
+        for title, images in filter_images(source.spec, sample, settings.filter_samples).items():
+            figs.append((f"Filter samples, {title}, {source.name}", figures.filter_grid(
+                images.cpu(), f"{title} — {source.name}", out / f"filters_{_slug(title)}_{slug}.png")))
+        bar.update(1)
+
+        bar.set_postfix_str(f"{source.name}: {stages[4]}")
+        if source.hypernet is not None:
+            walk = paths(source.hypernet, test, settings.path_pairs, settings.path_points,
+                         settings.seed)
+            m["paths"] = {"direct_min_accuracy_mean": walk["direct"].min(1).values.mean().item(),
+                          "interpolated_min_accuracy_mean":
+                              walk["interpolated"].min(1).values.mean().item()}
+            figs.append((f"Paths in weight space, {source.name}", figures.path_accuracies(
+                walk, source.name, out / f"paths_{slug}.png")))
+        bar.update(1)
+
+        bar.set_postfix_str(f"{source.name}: {stages[5]}")
+        curves = fgsm_curves(source.spec, source.draw, test, settings.adversarial_images,
+                             settings.adversarial_ensemble, seed=settings.seed)
+        adversarial[source.name] = curves
+        m["adversarial"] = {"epsilon": curves["epsilon"].tolist(),
+                            "single": curves["single"].tolist(),
+                            "ensemble": curves["ensemble"].tolist(),
+                            "images": int(curves["images"])}
+        bar.update(1)
+        metrics["sources"][source.name] = m
+    bar.close()
+    figs.insert(0, ("Accuracy histograms (Fig. 3)",
+                    figures.accuracy_histograms(accuracies, out / "accuracy_histograms.png")))
+    figs.append(("Adversarial examples (Fig. 6)",
+                 figures.adversarial_curves(adversarial, out / "adversarial.png")))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    markdown = render_markdown(metrics, figs, out)
+    atomic_write_text(out / "report.md", markdown)
+    atomic_write_text(out / "index.html", render_html(metrics, figs))
+    return metrics
+
+
+def toy_report(run_dir: Path, out: Path) -> dict:
+    """Fig. 2 of a toy run."""
+    from .checkpoint import load_latest
+    from .config import config_from_dict
+    from .toy import GaussianMixture, ToyGenerator, toy_path
+
+    config = config_from_dict(_saved_config(run_dir))
+    checkpoint = load_latest(run_dir)
+    if checkpoint is None:
+        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
+    generator = ToyGenerator(config.toy.hidden)
+    generator.load_state_dict(checkpoint["model"])
+    density = GaussianMixture(config.toy, config.seed)
+    path = toy_path(generator, density, config.toy.path_points)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = [("Toy problem (Fig. 2)", figures.toy_figure(density, path, out / "toy.png"))]
+    metrics = {"toy": {"step": int(checkpoint["step"]),
+                       "mean_density_on_path": path["density"].mean().item(),
+                       "max_nn_distance": path["nn_distance"].max().item()}}
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(out / "report.md", render_markdown(metrics, figs, out))
+    atomic_write_text(out / "index.html", render_html(metrics, figs))
+    return metrics
+
+
+def _saved_config(run_dir: Path) -> dict:
+    import yaml
+    try:
+        return yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        raise WeightgenError(f"{run_dir}: no readable config.yaml (not a run folder)") from None
+
+
+def is_toy_run(run_dir: Path) -> bool:
+    return run_dir.is_dir() and _saved_config(run_dir).get("method") == "toy"
+
+
+def _summary_rows(metrics: dict) -> list[str]:
+    rows = ["| source | networks | mean acc. | min | max | majority vote | mean prob. | "
+            "most confident | ECE single / ens. | OOD AUROC (entropy / MI) | "
+            "permutation share | disagreement |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, m in metrics.get("sources", {}).items():
+        a, u, d = m["accuracy"], m["uncertainty"], m["diversity"]
+        rows.append(
+            f"| {name} | {a['networks']} | {100 * a['accuracy_mean']:.2f} % | "
+            f"{100 * a['accuracy_min']:.2f} % | {100 * a['accuracy_max']:.2f} % | "
+            f"{100 * a['ensemble_majority_vote']:.2f} % | "
+            f"{100 * a['ensemble_mean_probability']:.2f} % | "
+            f"{100 * a['ensemble_most_confident']:.2f} % | "
+            f"{u['single']['ece']:.4f} / {u['ensemble']['ece']:.4f} | "
+            f"{u['ood_auroc_predictive_entropy']:.3f} / {u['ood_auroc_mutual_information']:.3f} | "
+            f"{100 * d['share_explained_by_permutations']:.1f} % | "
+            f"{100 * d['mean_prediction_disagreement']:.2f} % |")
+    return rows
+
+
+def render_markdown(metrics: dict, figs: list[tuple[str, Path]], out: Path) -> str:
+    lines = ["# weightgen report", ""]
+    if metrics.get("sources"):
+        lines += _summary_rows(metrics) + [""]
+    lines += ["Full numbers: `metrics.json`.", ""]
+    for title, path in figs:
+        lines += [f"## {title}", "", f"![{title}]({path.relative_to(out)})", ""]
+    return "\n".join(lines)
+
+
+def render_html(metrics: dict, figs: list[tuple[str, Path]]) -> str:
+    import html
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>weightgen report</title>",
+             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "img{max-width:100%}</style></head><body><h1>weightgen report</h1>"]
+    rows = _summary_rows(metrics) if metrics.get("sources") else []
+    if rows:
+        parts.append("<table>")
+        for i, row in enumerate(r for k, r in enumerate(rows) if k != 1):
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            tag = "th" if i == 0 else "td"
+            parts.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells)
+                         + "</tr>")
+        parts.append("</table>")
+    for title, path in figs:
+        data = base64.b64encode(path.read_bytes()).decode()
+        parts.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{data}'>")
+    parts.append("<h2>metrics.json</h2><pre>" + html.escape(json.dumps(metrics, indent=2))
+                 + "</pre></body></html>")
+    return "\n".join(parts)
