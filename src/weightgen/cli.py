@@ -105,11 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import (ReportSettings, build_report, is_toy_run, open_source, toy_report)
+    from .report import ReportSettings, build_report, open_source, toy_report
     from .train import resolve_device
 
     out = Path(args.out)
-    if is_toy_run(Path(args.source)):
+    if run_method(Path(args.source)) == "toy":
         toy_report(Path(args.source), out)
     else:
         fields = {name: getattr(args, name) for name in ReportSettings.__dataclass_fields__
@@ -136,8 +136,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["steps"] = args.steps
     if args.checkpoint_every is not None:
         overrides["checkpoint_every"] = args.checkpoint_every
-    if config.method == "toy" and "steps" in overrides:
-        config = config.replace(toy=dataclasses.replace(config.toy, steps=overrides.pop("steps")))
+    if config.method in ("toy", "direct") and "steps" in overrides:
+        section = getattr(config, config.method)
+        config = config.replace(**{config.method: dataclasses.replace(
+            section, steps=overrides.pop("steps"))})
     if overrides:
         config = config.replace(train=dataclasses.replace(config.train, **overrides))
     out = Path(args.out or Path("runs") / config.name)
@@ -149,14 +151,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
                           progress=not args.no_progress)
         print(f"toy run: mean density {stats.get('density', float('nan')):.4f}; run folder: {out}")
         return 0
-    metrics = train(config, out, device=args.device, data_dir=args.data_dir,
-                    progress=not args.no_progress)
+    if config.method == "direct":
+        from .baselines.direct import train_direct
+        from .train import prepare_run_folder, resolve_device
+        prepare_run_folder(config, out)
+        metrics = train_direct(config, out, resolve_device(args.device), data_dir=args.data_dir,
+                               progress=not args.no_progress)
+    else:
+        metrics = train(config, out, device=args.device, data_dir=args.data_dir,
+                        progress=not args.no_progress)
     if metrics:
         print(f"validation after step {metrics['step']}: mean accuracy "
               f"{metrics['accuracy_mean']:.4f}, majority vote "
               f"{metrics['ensemble_majority_vote']:.4f}")
     print(f"run folder: {out}")
     return 0
+
+
+def run_method(path: Path) -> str | None:
+    """The ``method`` of a run folder's config, or None when ``path`` is not a run folder."""
+    import yaml
+    config = path / "config.yaml"
+    if not config.is_file():
+        return None
+    try:
+        return (yaml.safe_load(config.read_text()) or {}).get("method", "hypernetwork")
+    except yaml.YAMLError:
+        raise WeightgenError(f"{config}: not valid YAML") from None
 
 
 def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
@@ -168,13 +189,21 @@ def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
 
     ctx = distributed.setup(resolve_device(device))
     dev = distributed.local_device(resolve_device(device), ctx)
+    if run_method(Path(run_dir)) == "direct":
+        from .baselines.direct import load_direct
+        from .symmetry import gauge_fix
+        config, spec, filters, step = load_direct(Path(run_dir))
+        if n > len(filters[0]):
+            raise WeightgenError(f"{run_dir} holds {len(filters[0])} trained networks, not {n}")
+        filters = [f[:n].to(dev) for f in filters]
+        return ctx, config, spec, step, None, gauge_fix(spec, filters) if gauge else filters
     config, hypernet, step = load_run(run_dir, str(dev))
     z = hypernet.sample_noise(n, seeded_generator(seed, "sample"))
     mine = distributed.split(n, ctx)
     filters = generate(hypernet, z[mine], gauge=gauge) if mine.stop > mine.start else \
         [z.new_zeros((0, layer.out_size, layer.filter_size)) for layer in hypernet.spec.layers]
     filters = [distributed.gather_shards(f, n, ctx) for f in filters]
-    return ctx, config, hypernet, step, z, filters
+    return ctx, config, hypernet.spec, step, z, filters
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -182,10 +211,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     if not args.output.endswith(".safetensors"):
         raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
-    ctx, config, hypernet, step, z, filters = _sample(args.run_dir, args.num, args.seed,
-                                                      args.device, gauge=not args.raw)
+    ctx, config, spec, step, z, filters = _sample(args.run_dir, args.num, args.seed,
+                                                  args.device, gauge=not args.raw)
     if ctx.is_main:
-        save_networks(args.output, hypernet.spec, filters, z,
+        save_networks(args.output, spec, filters, z,
                       extra={"source": "weightgen hypernetwork", "run": config.name,
                              "step": str(step), "seed": str(args.seed),
                              "gauge_fixed": str(not args.raw).lower()})
@@ -202,9 +231,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     if source.is_dir():
-        ctx, _, hypernet, step, _, filters = _sample(args.source, args.num, args.seed,
-                                                     args.device, gauge=True)
-        spec, origin = hypernet.spec, f"{source} step {step}"
+        ctx, _, spec, step, _, filters = _sample(args.source, args.num, args.seed,
+                                                 args.device, gauge=True)
+        origin = f"{source} step {step}"
     else:
         networks = load_networks(source)
         ctx = distributed.setup(resolve_device(args.device))

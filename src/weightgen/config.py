@@ -21,6 +21,7 @@ from .fileio import atomic_write_text
 from .hypernet import HypernetConfig
 from .targets import TargetSpec, preset
 from .toy import ToyConfig
+from .baselines.direct import DirectConfig
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,13 @@ class TrainConfig:
 class Config:
     name: str = "run"
     seed: int = 8734
-    method: Literal["hypernetwork", "toy"] = "hypernetwork"
+    method: Literal["hypernetwork", "toy", "direct"] = "hypernetwork"
     target: TargetConfig = field(default_factory=TargetConfig)
     hypernet: HypernetConfig = field(default_factory=HypernetConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     toy: ToyConfig = field(default_factory=ToyConfig)  # method "toy" (section 4.1) only
+    direct: DirectConfig = field(default_factory=DirectConfig)  # method "direct" only
 
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)

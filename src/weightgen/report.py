@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -58,13 +58,23 @@ class Source:
     spec: TargetSpec
     draw: Callable[[int], list[Tensor]]
     hypernet: HyperNetwork | None = None
-    metrics: dict = field(default_factory=dict)
+    size: int | None = None  # a fixed set of networks (a baseline); None: a generator
+
+    def count(self, wanted: int) -> int:
+        return wanted if self.size is None else min(wanted, self.size)
 
 
 def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
     from .train import generate, load_run
 
     path = Path(path)
+    if path.is_dir() and _saved_config(path).get("method") == "direct":
+        from .baselines.direct import load_direct
+        from .symmetry import gauge_fix
+        config, spec, filters, step = load_direct(path)
+        return Source(f"{config.name} (step {step})", spec,
+                      _cycling(gauge_fix(spec, [f.to(device) for f in filters])),
+                      size=filters[0].shape[0])
     if path.is_dir():
         config, hypernet, step = load_run(path, device)
         counter = iter(range(1 << 62))
@@ -75,16 +85,20 @@ def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
 
         return Source(f"{config.name} (step {step})", hypernet.spec, draw, hypernet)
     networks = load_networks(path)
-    filters = [f.to(device) for f in networks.filters()]
+    return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec,
+                  _cycling([f.to(device) for f in networks.filters()]), size=len(networks))
+
+
+def _cycling(filters: list[Tensor]) -> Callable[[int], list[Tensor]]:
+    """Draw from a fixed set of networks in order, starting over when it runs out."""
     position = [0]
 
     def take(k: int) -> list[Tensor]:
-        total = len(networks)
-        index = torch.arange(position[0], position[0] + k) % total
+        index = torch.arange(position[0], position[0] + k) % filters[0].shape[0]
         position[0] += k
         return [f[index.to(f.device)] for f in filters]
 
-    return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec, take)
+    return take
 
 
 def _slug(text: str) -> str:
@@ -114,28 +128,29 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
         m: dict = {}
         slug = _slug(source.name)
         bar.set_postfix_str(f"{source.name}: {stages[0]}")
-        filters = source.draw(settings.networks)
-        result = evaluate_networks(source.spec, filters, test,
-                                   ensemble_size=min(settings.ensemble_size, settings.networks))
+        n = source.count(settings.networks)
+        size = min(settings.ensemble_size, n)
+        filters = source.draw(n)
+        result = evaluate_networks(source.spec, filters, test, ensemble_size=size)
         accuracies[source.name] = torch.tensor(result.pop("accuracies"))
         m["accuracy"] = result
         bar.update(1)
 
         bar.set_postfix_str(f"{source.name}: {stages[1]}")
-        ensemble = [f[:settings.ensemble_size] for f in filters]
+        ensemble = [f[:size] for f in filters]
         m["uncertainty"] = uncertainty_report(predict(source.spec, ensemble, test.images),
                                               test.labels,
                                               predict(source.spec, ensemble, fashion.images))
         bar.update(1)
 
         bar.set_postfix_str(f"{source.name}: {stages[2]}")
-        few = [f[:settings.diversity_networks] for f in filters]
+        few = [f[:source.count(settings.diversity_networks)] for f in filters]
         m["diversity"] = diversity_summary(source.spec, few, predict(source.spec, few,
                                                                      test.images))
         bar.update(1)
 
         bar.set_postfix_str(f"{source.name}: {stages[3]}")
-        sample = source.draw(settings.pca_samples)
+        sample = source.draw(source.count(settings.pca_samples))
         m["failure_mode"] = failure_mode(source.spec, sample)
         figs.append((f"Failure-mode diagnostic, {source.name}", figures.failure_mode_scatter(
             filter_importance(source.spec, sample),
@@ -166,7 +181,7 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
 
         bar.set_postfix_str(f"{source.name}: {stages[5]}")
         curves = fgsm_curves(source.spec, source.draw, test, settings.adversarial_images,
-                             settings.adversarial_ensemble, seed=settings.seed)
+                             source.count(settings.adversarial_ensemble), seed=settings.seed)
         adversarial[source.name] = curves
         m["adversarial"] = {"epsilon": curves["epsilon"].tolist(),
                             "single": curves["single"].tolist(),
@@ -217,10 +232,6 @@ def _saved_config(run_dir: Path) -> dict:
         return yaml.safe_load((run_dir / "config.yaml").read_text())
     except (OSError, yaml.YAMLError):
         raise WeightgenError(f"{run_dir}: no readable config.yaml (not a run folder)") from None
-
-
-def is_toy_run(run_dir: Path) -> bool:
-    return run_dir.is_dir() and _saved_config(run_dir).get("method") == "toy"
 
 
 def _summary_rows(metrics: dict) -> list[str]:

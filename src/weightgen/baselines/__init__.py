@@ -1,0 +1,1 @@
+"""Comparison methods that produce networks in the same exchange format."""
