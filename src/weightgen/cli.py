@@ -126,7 +126,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .train import train
+    from .train import prepare_run_folder, resolve_device, train
 
     config = load_config(args.config)
     if args.seed is not None:
@@ -136,30 +136,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["steps"] = args.steps
     if args.checkpoint_every is not None:
         overrides["checkpoint_every"] = args.checkpoint_every
-    if config.method in ("toy", "direct") and "steps" in overrides:
-        section = getattr(config, config.method)
+    if config.method in ("toy", "direct", "mnfg") and "steps" in overrides:
+        section = getattr(config, config.method)  # these methods count steps in their section
         config = config.replace(**{config.method: dataclasses.replace(
             section, steps=overrides.pop("steps"))})
     if overrides:
         config = config.replace(train=dataclasses.replace(config.train, **overrides))
     out = Path(args.out or Path("runs") / config.name)
-    if config.method == "toy":
-        from .toy import train_toy
-        from .train import prepare_run_folder
-        prepare_run_folder(config, out)
-        stats = train_toy(config.toy, config.seed, out, config.train.checkpoint_every,
-                          progress=not args.no_progress)
-        print(f"toy run: mean density {stats.get('density', float('nan')):.4f}; run folder: {out}")
-        return 0
-    if config.method == "direct":
-        from .baselines.direct import train_direct
-        from .train import prepare_run_folder, resolve_device
-        prepare_run_folder(config, out)
-        metrics = train_direct(config, out, resolve_device(args.device), data_dir=args.data_dir,
-                               progress=not args.no_progress)
-    else:
+    progress = not args.no_progress
+    if config.method == "hypernetwork":
         metrics = train(config, out, device=args.device, data_dir=args.data_dir,
-                        progress=not args.no_progress)
+                        progress=progress)
+    else:
+        prepare_run_folder(config, out)
+        if config.method == "toy":
+            from .toy import train_toy
+            stats = train_toy(config.toy, config.seed, out, config.train.checkpoint_every,
+                              progress=progress)
+            print(f"toy run: mean density {stats.get('density', float('nan')):.4f}; "
+                  f"run folder: {out}")
+            return 0
+        from .baselines.direct import train_direct
+        from .baselines.mnfg import train_mnfg
+        trainer = train_direct if config.method == "direct" else train_mnfg
+        metrics = trainer(config, out, resolve_device(args.device), data_dir=args.data_dir,
+                          progress=progress)
     if metrics:
         print(f"validation after step {metrics['step']}: mean accuracy "
               f"{metrics['accuracy_mean']:.4f}, majority vote "
@@ -197,6 +198,13 @@ def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
             raise WeightgenError(f"{run_dir} holds {len(filters[0])} trained networks, not {n}")
         filters = [f[:n].to(dev) for f in filters]
         return ctx, config, spec, step, None, gauge_fix(spec, filters) if gauge else filters
+    if run_method(Path(run_dir)) == "mnfg":
+        from .baselines.mnfg import load_mnfg
+        from .symmetry import gauge_fix
+        config, model, step = load_mnfg(Path(run_dir), dev)
+        filters = model.sample_filters(n, seeded_generator(seed, "sample"))
+        return ctx, config, model.spec, step, None, gauge_fix(model.spec, filters) if gauge \
+            else filters
     config, hypernet, step = load_run(run_dir, str(dev))
     z = hypernet.sample_noise(n, seeded_generator(seed, "sample"))
     mine = distributed.split(n, ctx)

@@ -22,6 +22,7 @@ from .hypernet import HypernetConfig
 from .targets import TargetSpec, preset
 from .toy import ToyConfig
 from .baselines.direct import DirectConfig
+from .baselines.mnfg import MNFGConfig
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,14 @@ class TrainConfig:
 class Config:
     name: str = "run"
     seed: int = 8734
-    method: Literal["hypernetwork", "toy", "direct"] = "hypernetwork"
+    method: Literal["hypernetwork", "toy", "direct", "mnfg"] = "hypernetwork"
     target: TargetConfig = field(default_factory=TargetConfig)
     hypernet: HypernetConfig = field(default_factory=HypernetConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     toy: ToyConfig = field(default_factory=ToyConfig)  # method "toy" (section 4.1) only
     direct: DirectConfig = field(default_factory=DirectConfig)  # method "direct" only
+    mnfg: MNFGConfig = field(default_factory=MNFGConfig)  # method "mnfg" only
 
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)

@@ -75,6 +75,17 @@ def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
         return Source(f"{config.name} (step {step})", spec,
                       _cycling(gauge_fix(spec, [f.to(device) for f in filters])),
                       size=filters[0].shape[0])
+    if path.is_dir() and _saved_config(path).get("method") == "mnfg":
+        from .baselines.mnfg import load_mnfg
+        from .symmetry import gauge_fix
+        config, model, step = load_mnfg(path, device)
+        draws = iter(range(1 << 62))
+
+        def draw_mnfg(k: int) -> list[Tensor]:
+            g = seeded_generator(seed, "report", next(draws))
+            return gauge_fix(model.spec, model.sample_filters(k, g))
+
+        return Source(f"{config.name} (step {step})", model.spec, draw_mnfg)
     if path.is_dir():
         config, hypernet, step = load_run(path, device)
         counter = iter(range(1 << 62))

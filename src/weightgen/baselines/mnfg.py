@@ -1,0 +1,304 @@
+"""MNFG: multiplicative normalising flows with a Gaussian posterior (Louizos & Welling 2017),
+on any target spec — the paper's baseline.
+
+Each layer's weights are W ~ N(z ⊙ μ, σ²) with one multiplicative z per output filter (conv)
+or per input unit (dense). z comes from a Gaussian q0 pushed through a masked RealNVP flow;
+the intractable KL(q(W) || p(W)) is bounded with an auxiliary model r(z | W), itself a Gaussian
+behind a second flow (eq. 14 of Louizos & Welling):
+KL ≤ KL(q(W|z) || p(W)) + log q(z) − log r(z | W), for a standard-normal prior p(W).
+Training uses local reparameterisation; networks are sampled explicitly (z through the flow,
+then W) and exported in the exchange format.
+
+Facts from the authors' public code (not the paper): the flow masks are Bernoulli(1/2) drawn
+at every application, gate biases start at 2, log-std starts at −9, q0's log-variance at
+log 0.1, the weight std is clipped (0.5 here), and log q(z) uses the exact entropy of q0.
+r's mean and precision read tanh(cᵀW) for conv and dense layers alike (the paper's form; the
+authors' conv code leaves out the tanh).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import WeightgenError
+from ..targets import LayerSpec, TargetSpec
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class MNFGConfig:
+    flows_q: int = 2
+    flows_r: int = 2
+    hidden_q: int = 50
+    hidden_r: int = 100
+    std_clip: float = 0.5
+    batch_size: int = 100
+    steps: int = 55000  # 100 epochs of 55,000 images
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        checks = {"mnfg.flows_q": self.flows_q >= 0, "mnfg.flows_r": self.flows_r >= 0,
+                  "mnfg.hidden_q": self.hidden_q >= 1, "mnfg.hidden_r": self.hidden_r >= 1,
+                  "mnfg.std_clip": self.std_clip > 0, "mnfg.batch_size": self.batch_size >= 1,
+                  "mnfg.steps": self.steps >= 0, "mnfg.lr": self.lr > 0}
+        for key, ok in checks.items():
+            if not ok:
+                raise WeightgenError(f"config: {key} is out of range")
+
+
+def _glorot_(t: Tensor, fan_in: int, fan_out: int) -> Tensor:
+    return nn.init.normal_(t, std=math.sqrt(4.0 / (fan_in + fan_out)))
+
+
+class CouplingFlow(nn.Module):
+    """Masked RealNVP in the MNF form: per step, with a mask m,
+    z' = m⊙z + (1−m)⊙(g⊙z + (1−g)⊙μ), (μ, logit g) = MLP(m⊙z), log|det| = Σ (1−m) log g."""
+
+    def __init__(self, dim: int, steps: int, hidden: int):
+        super().__init__()
+        self.dim = dim
+        self.hidden = nn.ModuleList(nn.Linear(dim, hidden) for _ in range(steps))
+        self.mean = nn.ModuleList(nn.Linear(hidden, dim) for _ in range(steps))
+        self.gate = nn.ModuleList(nn.Linear(hidden, dim) for _ in range(steps))
+        for layers in (self.hidden, self.mean, self.gate):
+            for lin in layers:
+                _glorot_(lin.weight, lin.in_features, lin.out_features)
+                nn.init.zeros_(lin.bias)
+        for lin in self.gate:
+            nn.init.constant_(lin.bias, 2.0)
+
+    def draw_masks(self, n: int, generator: torch.Generator | None = None,
+                   device: torch.device | None = None) -> list[Tensor]:
+        return [torch.bernoulli(torch.full((n, self.dim), 0.5), generator=generator).to(device)
+                for _ in self.hidden]
+
+    def _step(self, index: int, masked: Tensor) -> tuple[Tensor, Tensor]:
+        h = torch.tanh(self.hidden[index](masked))
+        return self.mean[index](h), torch.sigmoid(self.gate[index](h))
+
+    def forward(self, z: Tensor, masks: Sequence[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """z (n, dim) -> (z', log|det ∂z'/∂z| of shape (n,))."""
+        masks = masks if masks is not None else self.draw_masks(z.shape[0], device=z.device)
+        logdet = z.new_zeros(z.shape[0])
+        for index, m in enumerate(masks):
+            mu, g = self._step(index, m * z)
+            z = m * z + (1 - m) * (g * z + (1 - g) * mu)
+            logdet = logdet + ((1 - m) * torch.log(g)).sum(-1)
+        return z, logdet
+
+    def inverse(self, z: Tensor, masks: Sequence[Tensor]) -> Tensor:
+        for index in reversed(range(len(masks))):
+            m = masks[index]
+            mu, g = self._step(index, m * z)  # m⊙z is unchanged by the step
+            z = m * z + (1 - m) * (z - (1 - g) * mu) / g
+        return z
+
+
+class MNFLayer(nn.Module):
+    """One conv or dense layer of the target with an MNF posterior over its weights."""
+
+    def __init__(self, layer: LayerSpec, cfg: MNFGConfig):
+        super().__init__()
+        self.layer, self.cfg = layer, cfg
+        self.conv = layer.kind == "conv"
+        # z per output filter (conv) or per input unit (dense)
+        self.zdim = layer.out_size if self.conv else layer.in_size
+        shape = layer.weight_shape
+        self.mu_w = nn.Parameter(_glorot_(torch.empty(shape), layer.fan_in, layer.out_size))
+        self.log_std_w = nn.Parameter(-9.0 + 1e-3 * torch.randn(shape))
+        self.mu_b = nn.Parameter(torch.zeros(layer.out_size))
+        self.log_std_b = nn.Parameter(-9.0 + 1e-3 * torch.randn(layer.out_size))
+        self.q0_mean = nn.Parameter(_glorot_(torch.empty(self.zdim), self.zdim, 1)
+                                    + (1.0 if cfg.flows_q == 0 else 0.0))
+        self.q0_log_var = nn.Parameter(math.log(0.1) + 1e-3 * torch.randn(self.zdim))
+        self.r_c = nn.Parameter(_glorot_(torch.empty(self.zdim), self.zdim, 1))
+        self.r_mean = nn.Parameter(_glorot_(torch.empty(self.zdim), self.zdim, 1))
+        self.r_log_precision = nn.Parameter(_glorot_(torch.empty(self.zdim), self.zdim, 1))
+        self.flow_q = CouplingFlow(self.zdim, cfg.flows_q, cfg.hidden_q)
+        self.flow_r = CouplingFlow(self.zdim, cfg.flows_r, cfg.hidden_r)
+
+    # ---- posterior pieces ------------------------------------------------------------------
+    def std_w(self) -> Tensor:
+        return self.log_std_w.exp().clamp(max=self.cfg.std_clip)
+
+    def std_b(self) -> Tensor:
+        return self.log_std_b.exp().clamp(max=self.cfg.std_clip)
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None
+                 ) -> tuple[Tensor, Tensor]:
+        """z_T ~ q(z) = flow(N(q0_mean, exp(q0_log_var))): (n, zdim) and log|det| (n,)."""
+        eps = torch.randn(n, self.zdim, generator=generator).to(self.q0_mean.device)
+        z0 = self.q0_mean + (0.5 * self.q0_log_var).exp() * eps
+        masks = self.flow_q.draw_masks(n, generator, self.q0_mean.device)
+        return self.flow_q(z0, masks)
+
+    def _scale_rows(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean weights and biases of q(W | z) for one z (zdim,)."""
+        if self.conv:  # z scales whole output filters, bias included
+            return self.mu_w * z.view(-1, 1, 1, 1), self.mu_b * z
+        return self.mu_w * z.view(1, -1), self.mu_b  # z scales input columns
+
+    def gaussian_kl(self, z: Tensor) -> Tensor:
+        """KL(q(W | z) || N(0, I)) over weights and biases, in closed form."""
+        mean_w, mean_b = self._scale_rows(z)
+        var_w, var_b = self.std_w().square(), self.std_b().square()
+        kl_w = (-0.5 * var_w.log() + 0.5 * (var_w + mean_w.square()) - 0.5).sum()
+        kl_b = (-0.5 * var_b.log() + 0.5 * (var_b + mean_b.square()) - 0.5).sum()
+        return kl_w + kl_b
+
+    def kl_bound(self) -> Tensor:
+        """One-sample estimate of the bound KL(q(W|z)||p) + log q(z) − log r(z|W) (nats)."""
+        z, logdet_q = self.sample_z(1)
+        z, logdet_q = z[0], logdet_q[0]
+        mean_w, mean_b = self._scale_rows(z)
+        var_w, var_b = self.std_w().square(), self.std_b().square()
+        log_q = -0.5 * (LOG_2PI + self.q0_log_var + 1).sum() - logdet_q
+        # r(z | W): a = tanh(cᵀW) over the z axis, W ~ q(W|z) by local reparameterisation
+        if self.conv:  # (out, fan_in): z axis first
+            mw, vw = mean_w.flatten(1), var_w.flatten(1)
+            a_mean = (self.r_c @ mw) + (self.r_c * mean_b).sum()  # (fan_in,)
+            a_var = (self.r_c.square() @ vw) + (self.r_c.square() * var_b).sum()
+        else:  # (out, in): z axis last
+            a_mean, a_var = mean_w @ self.r_c, var_w @ self.r_c.square()  # (out,)
+        a = torch.tanh(a_mean + a_var.sqrt() * torch.randn_like(a_mean))
+        r_mean = self.r_mean * a.mean()
+        r_log_precision = self.r_log_precision * a.mean()
+        z_r, logdet_r = self.flow_r(z.unsqueeze(0))
+        log_r = logdet_r[0] + (-0.5 * r_log_precision.exp() * (z_r[0] - r_mean).square()
+                               - 0.5 * LOG_2PI + 0.5 * r_log_precision).sum()
+        return self.gaussian_kl(z) + log_q - log_r
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Local reparameterisation with one z per example: pre-activations of x."""
+        z, _ = self.sample_z(x.shape[0])
+        var_w, var_b = self.std_w().square(), self.std_b().square()
+        if self.conv:
+            pad = self.layer.kernel_size // 2
+            mean = (F.conv2d(x, self.mu_w, self.mu_b, padding=pad)) * z[:, :, None, None]
+            var = F.conv2d(x.square(), var_w, var_b, padding=pad)
+        else:
+            mean = F.linear(x * z, self.mu_w, self.mu_b)
+            var = F.linear(x.square(), var_w, var_b)
+        return mean + var.clamp_min(1e-16).sqrt() * torch.randn_like(mean)
+
+    @torch.no_grad()
+    def sample_filters(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n explicit weight sets as filter matrices (n, out, fan_in + 1)."""
+        z, _ = self.sample_z(n, generator)
+        rows = []
+        for zi in z:
+            mean_w, mean_b = self._scale_rows(zi)
+            w = mean_w + self.std_w() * torch.randn(mean_w.shape, generator=generator).to(zi)
+            b = mean_b + self.std_b() * torch.randn(mean_b.shape, generator=generator).to(zi)
+            rows.append(torch.cat([w.reshape(self.layer.out_size, -1), b.unsqueeze(1)], 1))
+        return torch.stack(rows)
+
+
+class MNFG(nn.Module):
+    """The target architecture of a spec with MNF layers."""
+
+    def __init__(self, spec: TargetSpec, cfg: MNFGConfig = MNFGConfig()):
+        super().__init__()
+        self.spec = spec
+        self.layers = nn.ModuleList(MNFLayer(layer, cfg) for layer in spec.layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x
+        for spec_layer, layer in zip(self.spec.layers, self.layers):
+            if spec_layer.kind == "linear":
+                h = h.flatten(1)
+            h = layer(h)
+            if spec_layer.pool > 1:
+                h = F.max_pool2d(h, spec_layer.pool)
+            if spec_layer.activation == "relu":
+                h = F.relu(h)
+            elif spec_layer.activation == "leaky_relu":
+                h = F.leaky_relu(h, spec_layer.leaky_slope)
+        return h
+
+    def kl_bound(self) -> Tensor:
+        return sum(layer.kl_bound() for layer in self.layers)
+
+    @torch.no_grad()
+    def sample_filters(self, n: int, generator: torch.Generator | None = None) -> list[Tensor]:
+        """n explicit networks, each layer's z drawn through its own flow."""
+        return [layer.sample_filters(n, generator) for layer in self.layers]
+
+
+def train_mnfg(config, run_dir, device: torch.device, data=None, data_dir: str | None = None,
+               progress: bool = True) -> dict:
+    """Train (or resume) MNFG: loss = CE + KL bound / N with N the training-set size."""
+    from tqdm import tqdm
+
+    from ..checkpoint import load_latest, save_checkpoint
+    from ..data import load_mnist, training_batch_indices
+    from ..evaluate import ensemble_metrics, predict
+    from ..fileio import MetricsLog
+    from ..rng import derive_seed, seeded_generator
+
+    cfg, tc = config.mnfg, config.train
+    spec = config.target.build()
+    data = data or load_mnist(data_dir)
+    train, val = data.train.to(device), data.validation.to(device)
+    torch.manual_seed(config.seed)
+    model = MNFG(spec, cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step = 0
+    checkpoint = load_latest(run_dir, map_location=device)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        step = int(checkpoint["step"])
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    log.truncate_after(step)
+    last: dict = {}
+    for step in tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, unit="step",
+                     disable=not progress, desc=config.name):
+        torch.manual_seed(derive_seed(config.seed, "mnfg-noise", step))  # exact resume
+        idx = training_batch_indices(step, 1, cfg.batch_size, len(train), config.seed)[0]
+        logits = model(train.images[idx.to(device)])
+        ce = F.cross_entropy(logits, train.labels[idx.to(device)])
+        kl = model.kl_bound()
+        loss = ce + kl / len(train)
+        if not torch.isfinite(loss):
+            raise WeightgenError(f"non-finite loss at step {step + 1}; training stopped")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = step + 1
+        if done % 50 == 0 or done == cfg.steps:
+            log.write({"kind": "train", "step": done, "loss": loss.item(),
+                       "cross_entropy": ce.item(), "kl": kl.item()})
+        if done % tc.validate_every == 0 or done == cfg.steps:
+            filters = model.sample_filters(tc.validation_networks,
+                                           seeded_generator(config.seed, "validation"))
+            last = {"kind": "validation", "step": done,
+                    **ensemble_metrics(predict(spec, filters, val.images), val.labels)}
+            log.write(last)
+        if done % tc.checkpoint_every == 0 or done == cfg.steps:
+            save_checkpoint(run_dir, done, {"model": model.state_dict(),
+                                            "optimizer": optimizer.state_dict(),
+                                            "config": config.to_dict(),
+                                            "target_spec": spec.to_dict()}, tc.keep_checkpoints)
+    return last
+
+
+def load_mnfg(run_dir, device: str | torch.device = "cpu") -> tuple:
+    """Config, model and step of an MNFG run folder."""
+    from ..checkpoint import load_latest
+    from ..config import config_from_dict
+
+    checkpoint = load_latest(run_dir, map_location=device)
+    if checkpoint is None:
+        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
+    config = config_from_dict(checkpoint["config"])
+    model = MNFG(config.target.build(), config.mnfg).to(device)
+    model.load_state_dict(checkpoint["model"])
+    return config, model.eval(), int(checkpoint["step"])
