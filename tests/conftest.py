@@ -58,3 +58,10 @@ def tiny_config_dict(**train) -> dict:
 @pytest.fixture
 def tiny_config():
     return config_from_dict(tiny_config_dict())
+
+
+def write_tiny_yaml(path: Path, **train) -> Path:
+    """A YAML file of :func:`tiny_config_dict`."""
+    import yaml
+    path.write_text(yaml.safe_dump(tiny_config_dict(**train)))
+    return path

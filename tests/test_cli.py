@@ -9,16 +9,13 @@ from safetensors.torch import load_file
 
 from weightgen.cli import main
 
-from .conftest import tiny_config_dict
+from .conftest import write_tiny_yaml
 
 
 @pytest.fixture
 def tiny_yaml(tmp_path):
-    import yaml
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_config_dict(steps=2, validate_every=2,
-                                                    checkpoint_every=2)))
-    return path
+    return write_tiny_yaml(tmp_path / "tiny.yaml", steps=2, validate_every=2,
+                           checkpoint_every=2)
 
 
 def test_train_sample_evaluate(tiny_yaml, tmp_path, mnist_dir, capsys):

@@ -16,7 +16,7 @@ from weightgen.hypernet import HyperNetwork
 from weightgen.objective import objective
 from weightgen.targets import mnist_cnn
 
-from .conftest import tiny_config_dict
+from .conftest import write_tiny_yaml
 
 K, B = 8, 4
 
@@ -88,11 +88,8 @@ def _torchrun(*args):
 
 @pytest.fixture
 def tiny_yaml(tmp_path):
-    import yaml
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_config_dict(steps=4, checkpoint_every=2,
-                                                    validate_every=2)))
-    return path
+    return write_tiny_yaml(tmp_path / "tiny.yaml", steps=4, checkpoint_every=2,
+                           validate_every=2)
 
 
 def test_torchrun_training_and_sampling_match_one_process(tiny_yaml, tmp_path, mnist_dir):

@@ -184,13 +184,7 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
                                          len(train_split), config.seed)[mine].to(dev)
             terms = objective(model, z, train_split.images[idx], train_split.labels[idx],
                               config.objective)
-            if not torch.isfinite(terms.value):
-                raise WeightgenError(
-                    f"non-finite loss at step {step + 1}; training stopped, the last good "
-                    f"checkpoint is kept (try a smaller learning rate)")
-            optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            optimizer.step()
+            descend(optimizer, terms.loss, step, value=terms.value)
             step += 1
             bar.update(1)
             if ctx.is_main and (step % LOG_EVERY == 0 or step == tc.steps):
@@ -223,6 +217,30 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
     return last_validation
 
 
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int,
+            value: torch.Tensor | None = None) -> None:
+    """One optimizer step on ``loss``; a non-finite loss (or reported ``value``) stops training
+    before the weights change, so every checkpoint on disk stays finite."""
+    if not torch.isfinite(loss if value is None else value):
+        raise WeightgenError(f"non-finite loss at step {step + 1}; training stopped, the last "
+                             f"good checkpoint is kept (try a smaller learning rate)")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def latest_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"
+                      ) -> tuple[dict, Config]:
+    """The newest good checkpoint of a run folder and the config stored in it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise WeightgenError(f"{run_dir}: no such run folder")
+    checkpoint = load_latest(run_dir, map_location=device)
+    if checkpoint is None:
+        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
+    return checkpoint, config_from_dict(checkpoint["config"])
+
+
 def _describe(v: dict[str, Any]) -> str:
     return (f"step {v['step']}: validation accuracy mean {v['accuracy_mean']:.4f} (min "
             f"{v['accuracy_min']:.4f}, max {v['accuracy_max']:.4f}), majority vote "
@@ -231,14 +249,8 @@ def _describe(v: dict[str, Any]) -> str:
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Config, HyperNetwork, int]:
     """The config, hypernetwork (newest good checkpoint) and step of a run folder."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise WeightgenError(f"{run_dir}: no such run folder")
     dev = resolve_device(device)
-    checkpoint = load_latest(run_dir, map_location=dev)
-    if checkpoint is None:
-        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
-    config = config_from_dict(checkpoint["config"])
+    checkpoint, config = latest_checkpoint(run_dir, dev)
     hypernet = HyperNetwork(config.target.build(), config.hypernet).to(dev)
     hypernet.load_state_dict(checkpoint["model"])
     hypernet.eval()

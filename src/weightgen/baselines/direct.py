@@ -61,6 +61,8 @@ def init_filters(spec: TargetSpec, cfg: DirectConfig, seed: int) -> list[Tensor]
 def train_direct(config, run_dir: Path, device: torch.device, data: MNIST | None = None,
                  data_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) ``direct.copies`` target networks directly with Adam."""
+    from ..train import descend
+
     cfg, tc = config.direct, config.train
     spec = config.target.build()
     data = data or load_mnist(data_dir)
@@ -88,11 +90,7 @@ def train_direct(config, run_dir: Path, device: torch.device, data: MNIST | None
         # sum over copies of each copy's mean loss: independent trainings in one graph
         loss = F.cross_entropy(logits.flatten(0, 1), train.labels[idx].flatten(),
                                reduction="sum") / cfg.batch_size
-        if not torch.isfinite(loss):
-            raise WeightgenError(f"non-finite loss at step {step + 1}; training stopped")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, loss, step)
         done = step + 1
         if done % 50 == 0 or done == cfg.steps:
             log.write({"kind": "train", "step": done, "loss": loss.item() / cfg.copies})
@@ -112,11 +110,8 @@ def train_direct(config, run_dir: Path, device: torch.device, data: MNIST | None
 
 def load_direct(run_dir: Path) -> tuple[Any, TargetSpec, list[Tensor], int]:
     """Config, spec, trained filter matrices [(copies, out, n)] and step of a direct run."""
-    from ..config import config_from_dict
+    from ..train import latest_checkpoint
 
-    checkpoint = load_latest(run_dir)
-    if checkpoint is None:
-        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
-    config = config_from_dict(checkpoint["config"])
+    checkpoint, config = latest_checkpoint(run_dir)
     return config, config.target.build(), list(checkpoint["filters"]), int(checkpoint["step"])
 

@@ -242,6 +242,7 @@ def train_mnfg(config, run_dir, device: torch.device, data=None, data_dir: str |
     from ..evaluate import ensemble_metrics, predict
     from ..fileio import MetricsLog
     from ..rng import derive_seed, seeded_generator
+    from ..train import descend
 
     cfg, tc = config.mnfg, config.train
     spec = config.target.build()
@@ -267,11 +268,7 @@ def train_mnfg(config, run_dir, device: torch.device, data=None, data_dir: str |
         ce = F.cross_entropy(logits, train.labels[idx.to(device)])
         kl = model.kl_bound()
         loss = ce + kl / len(train)
-        if not torch.isfinite(loss):
-            raise WeightgenError(f"non-finite loss at step {step + 1}; training stopped")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, loss, step)
         done = step + 1
         if done % 50 == 0 or done == cfg.steps:
             log.write({"kind": "train", "step": done, "loss": loss.item(),
@@ -292,13 +289,9 @@ def train_mnfg(config, run_dir, device: torch.device, data=None, data_dir: str |
 
 def load_mnfg(run_dir, device: str | torch.device = "cpu") -> tuple:
     """Config, model and step of an MNFG run folder."""
-    from ..checkpoint import load_latest
-    from ..config import config_from_dict
+    from ..train import latest_checkpoint
 
-    checkpoint = load_latest(run_dir, map_location=device)
-    if checkpoint is None:
-        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
-    config = config_from_dict(checkpoint["config"])
+    checkpoint, config = latest_checkpoint(run_dir, device)
     model = MNFG(config.target.build(), config.mnfg).to(device)
     model.load_state_dict(checkpoint["model"])
     return config, model.eval(), int(checkpoint["step"])
