@@ -92,7 +92,8 @@ def _mutated_configs(draw):
         section = draw(st.sampled_from(_sections + ["seed", "name", "method", "extra"]))
         if section in _known and draw(st.booleans()):
             key = draw(st.sampled_from(_known[section] + ["bogus"]))
-            data[section] = {**data.get(section, {}), key: draw(_values)}
+            current = data.get(section)
+            data[section] = {**(current if isinstance(current, dict) else {}), key: draw(_values)}
         else:
             data[section] = draw(_values)
     return data
