@@ -38,7 +38,7 @@ class TargetConfig:
             return TargetSpec.from_dict({"input_shape": self.input_shape or (1, 28, 28),
                                          "layers": list(self.layers)})
         if self.preset is None:
-            raise WeightgenError("target: give a preset or layers")
+            raise WeightgenError("config: target needs a preset or layers")
         return preset(self.preset)
 
 
