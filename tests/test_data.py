@@ -79,3 +79,46 @@ def test_batches_are_own_images_per_network_and_cover_each_epoch():
     # a function of (seed, step) only: resuming reproduces the batch
     assert torch.equal(training_batch_indices(7, k, b, size, 5), steps[7])
     assert not torch.equal(training_batch_indices(7, k, b, size, 6), steps[7])
+
+
+@pytest.fixture
+def mirror(mnist_dir, tmp_path):
+    """A local HTTP server on the loopback address serving a copy of the MNIST files."""
+    import functools
+    import http.server
+    import threading
+    served = tmp_path / "served"
+    served.mkdir()
+    _copy_mnist(mnist_dir, served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_missing_files_are_downloaded_verified_into_the_cache(mirror, tmp_path, monkeypatch):
+    from weightgen import data
+    served, url = mirror
+    monkeypatch.delenv("WEIGHTGEN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setitem(data.MIRRORS, "mnist", ["http://127.0.0.1:9/nothing/", url])
+    mnist = load_mnist(tmp_path / "empty")
+    assert len(mnist.test) == 10000
+    cached = tmp_path / "cache" / "weightgen" / "mnist"
+    assert sorted(p.name for p in cached.iterdir()) == sorted(p.name for p in served.iterdir())
+
+
+def test_a_mirror_serving_wrong_bytes_is_refused(mirror, tmp_path, monkeypatch):
+    from weightgen import data
+    served, url = mirror
+    (served / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00" * 10008))
+    monkeypatch.delenv("WEIGHTGEN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setitem(data.MIRRORS, "mnist", [url])
+    with pytest.raises(WeightgenError, match="t10k-labels-idx1-ubyte.gz not found locally and "
+                                             "could not be downloaded"):
+        load_mnist(tmp_path / "empty")
+    assert not (tmp_path / "cache" / "weightgen" / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
