@@ -97,7 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use only the first N test images (default all 10,000)")
     p.add_argument("--seed", type=_non_negative, default=0)
     p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("bench", help="training and evaluation throughput against plain "
+                       "reference loops in the same process")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--steps", type=_positive, default=5, help="timed training steps")
+    p.add_argument("--noise-samples", type=_positive, default=32)
+    p.add_argument("--images-per-network", type=_positive, default=32)
+    p.add_argument("--networks", type=_positive, default=16, help="networks evaluated")
+    p.add_argument("--images", type=_positive, default=2000, help="shared evaluation images")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+    from .train import resolve_device
+
+    result = run_bench(resolve_device(args.device), args.steps, args.noise_samples,
+                       args.images_per_network, args.networks, args.images)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:34s} {value:.3f}" if isinstance(value, float) else f"{key:34s} {value}")
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -265,7 +289,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate,
-            "report": _cmd_report}
+            "report": _cmd_report, "bench": _cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .errors import WeightgenError
 
 Activation = Literal["relu", "leaky_relu", "none"]
-ConvImpl = Literal["grouped", "per_network"]
+ConvImpl = Literal["grouped", "per_network", "reference"]
 
 
 @dataclass(frozen=True)
@@ -258,13 +258,16 @@ SMALL_FAN_IN = 75
 
 def forward(spec: TargetSpec, filters: Sequence[Tensor], x: Tensor,
             conv_impl: ConvImpl | None = None) -> Tensor:
-    """Logits of K target networks at once.
+    """Logits of K target networks at once ("reference": the slow module loop, for
+    comparisons).
 
     filters: per-layer filter matrices [(K, out, n)].
     x: (K, B, C, H, W), each network its own images, or (B, C, H, W), images shared by all.
     Returns (K, B, num_classes).
     """
     impl = conv_impl or default_conv_impl(x.device)
+    if impl == "reference":
+        return reference_forward(spec, filters, x)
     if impl == "per_network":
         # unbind, not indexing: the backward of K selects would write K full-size zero tensors
         per_network = list(zip(*(mat.unbind(0) for mat in filters)))

@@ -1,0 +1,118 @@
+"""``weightgen bench``: training and evaluation throughput against plain reference loops
+measured in the same process (machines are noisy; ratios travel, absolute numbers do not).
+
+* training: one full step of the paper's objective (hypernetwork, gauge, entropy, Adam) with
+  the batched target forward, against the same step whose target forward is a loop over
+  networks through torch.nn modules (``targets.reference_forward``);
+* evaluation: many generated networks on shared images with ``evaluate.predict``, against a
+  loop that loads each network into a torch.nn.Sequential and runs it.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+import time
+from typing import Callable
+
+import torch
+
+from .config import ObjectiveConfig
+from .evaluate import predict
+from .hypernet import HyperNetwork
+from .objective import objective
+from .symmetry import gauge_fix
+from .targets import TargetSpec, mnist_cnn
+
+
+def _rate(work: Callable[[], None], units: float, repeats: int) -> float:
+    """Units per second of ``work``, after one warm-up call."""
+    work()
+    _sync()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        work()
+    _sync()
+    return units * repeats / (time.perf_counter() - started)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def training_rates(spec: TargetSpec, device: torch.device, noise_samples: int,
+                   images_per_network: int, steps: int) -> tuple[float, float]:
+    """Steps per second of the batched and of the reference training step."""
+    hypernet = HyperNetwork(spec).to(device).train()
+    optimizer = torch.optim.Adam(hypernet.parameters(), lr=1e-4)
+    z = hypernet.sample_noise(noise_samples)
+    images = torch.rand(noise_samples, images_per_network, *spec.input_shape, device=device)
+    labels = torch.randint(0, spec.num_classes, (noise_samples, images_per_network),
+                           device=device)
+    cfg = ObjectiveConfig()
+
+    def step(conv_impl: str | None) -> Callable[[], None]:
+        def run() -> None:
+            terms = objective(hypernet, z, images, labels, cfg, conv_impl)
+            optimizer.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            optimizer.step()
+        return run
+
+    return _rate(step(None), 1, steps), _rate(step("reference"), 1, max(1, steps // 2))
+
+
+@torch.no_grad()
+def evaluation_rates(spec: TargetSpec, device: torch.device, networks: int, images: int
+                     ) -> tuple[float, float]:
+    """Network-images per second of ``predict`` and of a loop of torch.nn modules."""
+    hypernet = HyperNetwork(spec).to(device).eval()
+    filters = gauge_fix(spec, hypernet(hypernet.sample_noise(networks)))
+    x = torch.rand(images, *spec.input_shape, device=device)
+    state = spec.to_state_dict(filters)
+    modules = []
+    for i in range(networks):
+        module = spec.build_module().to(device).eval()
+        module.load_state_dict({name: t[i] for name, t in state.items()})
+        modules.append(module)
+
+    def fast() -> None:
+        predict(spec, filters, x)
+
+    def reference() -> None:
+        for module in modules:
+            module(x)
+
+    return _rate(fast, networks * images, 2), _rate(reference, networks * images, 1)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kilobytes / (2 ** 20 if sys.platform == "darwin" else 2 ** 10)
+
+
+def run_bench(device: torch.device, steps: int = 5, noise_samples: int = 32,
+              images_per_network: int = 32, networks: int = 16, images: int = 2000) -> dict:
+    spec = mnist_cnn()
+    torch.manual_seed(0)
+    train_fast, train_ref = training_rates(spec, device, noise_samples, images_per_network,
+                                           steps)
+    eval_fast, eval_ref = evaluation_rates(spec, device, networks, images)
+    return {
+        "train_steps_per_s": train_fast,
+        "train_steps_per_s_reference": train_ref,
+        "train_speedup": train_fast / train_ref,
+        "eval_net_images_per_s": eval_fast,
+        "eval_net_images_per_s_reference": eval_ref,
+        "eval_speedup": eval_fast / eval_ref,
+        "peak_memory_mb": _peak_memory_mb(device),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "config": {"noise_samples": noise_samples, "images_per_network": images_per_network,
+                   "steps": steps, "networks": networks, "images": images},
+    }
