@@ -34,7 +34,7 @@ class ObjectiveTerms:
     accuracy: Tensor
 
 
-def objective(hypernet: HyperNetwork, z: Tensor, images: Tensor, labels: Tensor,
+def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tensor, labels: Tensor,
               cfg: ObjectiveConfig, conv_impl: ConvImpl | None = None) -> ObjectiveTerms:
     """λ·CE(T(x; G(z))) − Ĥ(S(G(z))) (eq. 11 with eqs. 12–14), or with cfg.gauge == "soft"
     λ·CE + γ·𝒢(G(z)) − Ĥ(G(z)) (eq. 10).
@@ -43,7 +43,8 @@ def objective(hypernet: HyperNetwork, z: Tensor, images: Tensor, labels: Tensor,
     CE is the mean over all K·B (network, image) pairs. The target is evaluated on the
     gauge-fixed weights, which compute the same function.
     """
-    spec = getattr(hypernet, "module", hypernet).spec  # unwrap DistributedDataParallel
+    generator = getattr(hypernet, "module", hypernet)  # unwrap DistributedDataParallel
+    spec = generator.spec
     filters = hypernet(z)
     if cfg.gauge == "exact":
         filters = gauge_fix(spec, filters)
@@ -52,7 +53,7 @@ def objective(hypernet: HyperNetwork, z: Tensor, images: Tensor, labels: Tensor,
     # the entropy needs nearest neighbours over the global batch: every rank's weights, with
     # the gradient flowing through this rank's own rows
     entropy = kl_entropy(gather_rows(spec.flatten(filters)), cfg.entropy_metric,
-                         cfg.entropy_dim or getattr(hypernet, "module", hypernet).cfg.noise_dim)
+                         cfg.entropy_dim or generator.cfg.noise_dim)
     penalty = gauge_penalty(spec, filters).mean() if cfg.gauge == "soft" else ce.new_zeros(())
     # DDP averages gradients over W ranks: the per-rank means of CE and 𝒢 average to the
     # global means, while Ĥ's gradient is a sum over ranks' rows, hence the factor W

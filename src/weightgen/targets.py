@@ -82,8 +82,8 @@ class TargetSpec:
     def channel_block(self, index: int) -> int:
         """Columns per input channel in layer ``index``'s filters (kernel area, or H*W after a
         flatten, or 1)."""
-        layer = self.layers[index]
-        return layer.fan_in // self.layers[index - 1].out_size if index > 0 else layer.fan_in
+        channels = self.layers[index - 1].out_size if index > 0 else self.input_shape[0]
+        return self.layers[index].fan_in // channels
 
     def validate(self) -> None:
         if not self.layers:
