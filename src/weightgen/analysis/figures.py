@@ -115,7 +115,8 @@ def path_accuracies(result: dict[str, Tensor], title: str, out: Path) -> Path:
 def adversarial_curves(curves: dict[str, dict[str, Tensor]], out: Path) -> Path:
     """Fig. 6: fraction of attacked images misclassified against perturbation size; dashed the
     attacked single network, solid an ensemble of new networks (a transfer attack)."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 3.6), squeeze=False)
+    fig.subplots_adjust(wspace=0.3)
     for ax, (name, c) in zip(axes[0], curves.items()):
         eps = c["epsilon"].numpy()
         ax.plot(eps, c["single"].numpy(), "--", color="tab:red", label="single network")
@@ -123,6 +124,7 @@ def adversarial_curves(curves: dict[str, dict[str, Tensor]], out: Path) -> Path:
         ax.set_title(f"{name} ({int(c['images'])} images)")
         ax.set_xlabel("perturbation size ε")
         ax.set_ylabel("fraction misclassified")
+        ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=8)
     return save(fig, out)
 
