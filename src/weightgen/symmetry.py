@@ -14,11 +14,6 @@ from torch import Tensor
 
 from .targets import TargetSpec
 
-# Floor on a filter's mean square: an all-zero filter keeps a finite scale (and stays zero).
-# The original code adds 1e-8 instead, which makes S inexact for the small weights an
-# untrained generator emits; a floor leaves every non-degenerate filter exactly gauged.
-MEAN_SQUARE_FLOOR = 1e-12
-
 
 def _scale_incoming(spec: TargetSpec, index: int, mat: Tensor, scale: Tensor) -> Tensor:
     """Multiply the columns that read input channel c of layer ``index`` by scale[:, c].
@@ -32,16 +27,32 @@ def _scale_incoming(spec: TargetSpec, index: int, mat: Tensor, scale: Tensor) ->
     return torch.cat([weight.reshape(k, out, n - 1), mat[..., -1:]], dim=-1)
 
 
+def _filter_scale(mat: Tensor) -> Tensor:
+    """sqrt(mean square) of each filter (K, out, n) -> (K, out); 1 for an all-zero filter.
+
+    Exact for every other filter, however small: the mean square is taken of the filter
+    divided by its largest magnitude, so it neither underflows nor overflows (the original code
+    adds 1e-8 under the root, which gauges the small weights of an untrained generator
+    inexactly). The gradient stays finite at zero.
+    """
+    peak = mat.abs().amax(dim=-1)  # (K, out)
+    nonzero = peak > 0
+    peak = torch.where(nonzero, peak, 1.0)
+    relative = (mat / peak.unsqueeze(-1)).square().mean(dim=-1)  # in [1/n, 1] unless zero
+    scale = torch.where(nonzero, relative, 1.0).sqrt() * peak
+    return torch.where(nonzero, scale, 1.0)
+
+
 def gauge_fix(spec: TargetSpec, filters: Sequence[Tensor]) -> list[Tensor]:
     """S(θ): the representative of θ's scaling and logit-shift class (section 2.2).
 
     Layers 1..m-1 in order: each filter (weights and bias) is divided by
-    s = sqrt(Σθ²/n), so Σθ² = n afterwards, and the next layer's incoming weights for that channel
+    s = sqrt(Σθ²/n), so Σθ² = n afterwards (an all-zero filter keeps s = 1), and the next layer's incoming weights for that channel
     are multiplied by s. The last layer's biases are shifted to sum to zero (the paper's gauge).
     """
     fixed = list(filters)
     for index in range(len(fixed) - 1):
-        scale = fixed[index].square().mean(dim=-1).clamp_min(MEAN_SQUARE_FLOOR).sqrt()  # (K, out)
+        scale = _filter_scale(fixed[index])  # (K, out)
         fixed[index] = fixed[index] / scale.unsqueeze(-1)
         fixed[index + 1] = _scale_incoming(spec, index + 1, fixed[index + 1], scale)
     last = fixed[-1]
