@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The numbers of RESULTS.md for a trained run: test accuracy of 200 generated networks and the
-# paper's 20 x 200 majority-vote protocol. Usage: bash scripts/paper_results.sh RUN_DIR
+# The numbers and figures of RESULTS.md for a trained run: test accuracy of 200 generated
+# networks, then the full report (20 x 200 ensembles, figures, calibration, OOD, diversity).
+# Usage: bash scripts/paper_results.sh RUN_DIR [REPORT_DIR] [--compare OTHER ...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup_env.sh
-RUN=${1:?usage: scripts/paper_results.sh RUN_DIR}
+RUN=${1:?usage: scripts/paper_results.sh RUN_DIR [REPORT_DIR] [--compare OTHER ...]}
+OUT=${2:-$RUN/report}
+shift $(( $# < 2 ? $# : 2 ))
 .venv/bin/weightgen evaluate "$RUN" -n 200 --seed 0 --json "$RUN/test_200.json"
-.venv/bin/weightgen evaluate "$RUN" -n 4000 --ensemble-size 200 --seed 1 --json "$RUN/test_20x200.json"
+.venv/bin/weightgen report "$RUN" --out "$OUT" --no-progress "$@"
