@@ -188,7 +188,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     by_file_name = {_FILE_NAMES.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
     values = {}
     for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
+        shown = key if isinstance(key, str) and key.isprintable() else repr(key)
+        path = f"{prefix}.{shown}" if prefix else shown
         if key not in by_file_name:
             raise WeightgenError(f"config: unknown key {path}")
         name = by_file_name[key]
