@@ -129,7 +129,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .train import resolve_device
 
     out = Path(args.out)
-    if run_method(Path(args.source)) == "toy":
+    from .train import run_method
+
+    if run_method(args.source) == "toy":
         toy_report(Path(args.source), out)
     else:
         fields = {name: getattr(args, name) for name in ReportSettings.__dataclass_fields__
@@ -189,28 +191,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_method(path: Path) -> str | None:
-    """The ``method`` of a run folder's config, or None when ``path`` is not a run folder."""
-    import yaml
-    config = path / "config.yaml"
-    if not config.is_file():
-        return None
-    try:
-        return (yaml.safe_load(config.read_text()) or {}).get("method", "hypernetwork")
-    except yaml.YAMLError:
-        raise WeightgenError(f"{config}: not valid YAML") from None
-
-
 def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
     """Sample n networks from a run; under torchrun each rank generates its share and every
     rank receives all of them."""
     from . import distributed
     from .rng import seeded_generator
-    from .train import generate, load_run, resolve_device
+    from .train import generate, load_run, resolve_device, run_method
 
     ctx = distributed.setup(resolve_device(device))
     dev = distributed.local_device(resolve_device(device), ctx)
-    if run_method(Path(run_dir)) == "direct":
+    if run_method(run_dir) == "direct":
         from .baselines.direct import load_direct
         from .symmetry import gauge_fix
         config, spec, filters, step = load_direct(Path(run_dir))
@@ -218,7 +208,7 @@ def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
             raise WeightgenError(f"{run_dir} holds {len(filters[0])} trained networks, not {n}")
         filters = [f[:n].to(dev) for f in filters]
         return ctx, config, spec, step, None, gauge_fix(spec, filters) if gauge else filters
-    if run_method(Path(run_dir)) == "mnfg":
+    if run_method(run_dir) == "mnfg":
         from .baselines.mnfg import load_mnfg
         from .symmetry import gauge_fix
         config, model, step = load_mnfg(Path(run_dir), dev)

@@ -65,17 +65,17 @@ class Source:
 
 
 def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
-    from .train import generate, load_run
+    from .train import generate, load_run, run_method
 
     path = Path(path)
-    if path.is_dir() and _saved_config(path).get("method") == "direct":
+    if run_method(path) == "direct":
         from .baselines.direct import load_direct
         from .symmetry import gauge_fix
         config, spec, filters, step = load_direct(path)
         return Source(f"{config.name} (step {step})", spec,
                       _cycling(gauge_fix(spec, [f.to(device) for f in filters])),
                       size=filters[0].shape[0])
-    if path.is_dir() and _saved_config(path).get("method") == "mnfg":
+    if run_method(path) == "mnfg":
         from .baselines.mnfg import load_mnfg
         from .symmetry import gauge_fix
         config, model, step = load_mnfg(path, device)
@@ -217,8 +217,9 @@ def toy_report(run_dir: Path, out: Path) -> dict:
     from .checkpoint import load_latest
     from .config import config_from_dict
     from .toy import GaussianMixture, ToyGenerator, toy_path
+    from .train import saved_config
 
-    config = config_from_dict(_saved_config(run_dir))
+    config = config_from_dict(saved_config(run_dir))
     checkpoint = load_latest(run_dir)
     if checkpoint is None:
         raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
@@ -235,14 +236,6 @@ def toy_report(run_dir: Path, out: Path) -> dict:
     atomic_write_text(out / "report.md", render_markdown(metrics, figs, out))
     atomic_write_text(out / "index.html", render_html(metrics, figs))
     return metrics
-
-
-def _saved_config(run_dir: Path) -> dict:
-    import yaml
-    try:
-        return yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        raise WeightgenError(f"{run_dir}: no readable config.yaml (not a run folder)") from None
 
 
 def _summary_rows(metrics: dict) -> list[str]:

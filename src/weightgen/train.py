@@ -95,15 +95,29 @@ def _check_compatible(saved: dict, new: dict) -> None:
                                  f"--out or the same config")
 
 
+def saved_config(run_dir: str | Path) -> dict:
+    """The config a run folder was made with (its config.yaml), as plain data."""
+    path = Path(run_dir) / "config.yaml"
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except OSError:
+        raise WeightgenError(f"{run_dir}: no readable config.yaml (not a run folder)") from None
+    except yaml.YAMLError:
+        raise WeightgenError(f"{path}: not valid YAML") from None
+
+
+def run_method(path: str | Path) -> str | None:
+    """The ``method`` of a run folder's config, or None when ``path`` is not a run folder."""
+    if not (Path(path) / "config.yaml").is_file():
+        return None
+    return saved_config(path).get("method", "hypernetwork")
+
+
 def prepare_run_folder(config: Config, run_dir: Path) -> None:
     """Refuse a run folder made with another config; create it and write the config."""
     config_path = run_dir / "config.yaml"
     if config_path.exists():
-        try:
-            saved = yaml.safe_load(config_path.read_text())
-        except yaml.YAMLError:
-            raise WeightgenError(f"{config_path}: not valid YAML") from None
-        _check_compatible(saved, config.to_dict())
+        _check_compatible(saved_config(run_dir), config.to_dict())
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
