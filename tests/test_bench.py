@@ -3,7 +3,8 @@ import json
 from weightgen.cli import main
 
 KEYS = {"train_steps_per_s", "train_steps_per_s_reference", "eval_net_images_per_s",
-        "eval_net_images_per_s_reference", "peak_memory_mb", "device", "torch"}
+        "eval_net_images_per_s_reference", "eval_net_images_per_s_bfloat16", "peak_memory_mb",
+        "device", "torch"}
 
 
 def test_bench_prints_one_json_object_with_the_required_keys(capsys):

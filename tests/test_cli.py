@@ -43,6 +43,12 @@ def test_train_sample_evaluate(tiny_yaml, tmp_path, mnist_dir, capsys):
     metrics = json.loads(metrics_file.read_text())
     assert metrics["networks"] == 5 and metrics["images"] == 5000
     assert 0.0 <= metrics["accuracy_min"] <= metrics["accuracy_mean"] <= metrics["accuracy_max"]
+    fast_file = tmp_path / "m_bf16.json"
+    assert main(["evaluate", str(out), "--data-dir", str(mnist_dir), "--split", "validation",
+                 "--precision", "bfloat16", "--json", str(fast_file)]) == 0
+    fast = json.loads(fast_file.read_text())
+    assert fast["precision"] == "bfloat16"
+    assert abs(fast["accuracy_mean"] - metrics["accuracy_mean"]) < 0.01
     assert main(["evaluate", str(run), "-n", "4", "--ensemble-size", "2", "--data-dir",
                  str(mnist_dir), "--split", "validation"]) == 0
     assert "ensembles 2 x 2" in capsys.readouterr().out

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from weightgen.data import Split
@@ -34,12 +35,14 @@ def test_identical_networks_make_an_ensemble_equal_to_one_member():
     assert metrics["accuracy_std"] == 0.0
 
 
-def test_predict_in_chunks_equals_one_pass():
+@pytest.mark.parametrize("conv_impl", ["per_network", "grouped"])
+def test_predict_in_chunks_equals_one_pass(conv_impl):
     spec = mnist_cnn()
     filters = random_filters(spec, 5)
     images = torch.rand(30, 1, 28, 28)
     torch.testing.assert_close(predict(spec, filters, images, chunk_network_images=24,
-                                       image_chunk=8), forward(spec, filters, images))
+                                       image_chunk=8, conv_impl=conv_impl),
+                               forward(spec, filters, images, "reference"))
 
 
 def test_disjoint_ensembles_are_averaged():
@@ -51,3 +54,23 @@ def test_disjoint_ensembles_are_averaged():
     per = result["ensemble_majority_vote_per_ensemble"]
     assert result["ensemble_majority_vote"] == sum(per) / 2
     assert len(result["accuracies"]) == 6
+
+
+def test_bfloat16_predictions_are_float32_and_close_to_float32_arithmetic():
+    spec = mnist_cnn()
+    filters = random_filters(spec, 4)
+    images = torch.rand(64, 1, 28, 28)
+    exact = predict(spec, filters, images)
+    fast = predict(spec, filters, images, precision="bfloat16")
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape
+    assert not torch.equal(fast, exact)  # the arithmetic really changed
+    # bfloat16 keeps 8 significant bits: about 0.4 % relative error per rounding
+    assert (fast - exact).abs().max() <= 0.05 * exact.abs().max()
+    assert (fast.argmax(-1) == exact.argmax(-1)).float().mean() >= 0.9
+
+
+def test_unknown_precision_is_a_clear_error():
+    from weightgen.errors import WeightgenError
+    spec = mnist_cnn()
+    with pytest.raises(WeightgenError, match="unknown precision 'float8'"):
+        predict(spec, random_filters(spec, 1), torch.rand(2, 1, 28, 28), precision="float8")

@@ -4,8 +4,9 @@ measured in the same process (machines are noisy; ratios travel, absolute number
 * training: one full step of the paper's objective (hypernetwork, gauge, entropy, Adam) with
   the batched target forward, against the same step whose target forward is a loop over
   networks through torch.nn modules (``targets.reference_forward``);
-* evaluation: many generated networks on shared images with ``evaluate.predict``, against a
-  loop that loads each network into a torch.nn.Sequential and runs it.
+* evaluation: many generated networks on shared images with ``evaluate.predict`` (float32, and
+  bfloat16 arithmetic as a second figure), against a loop that loads each network into a
+  torch.nn.Sequential and runs it.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def training_rates(spec: TargetSpec, device: torch.device, noise_samples: int,
 
 @torch.no_grad()
 def evaluation_rates(spec: TargetSpec, device: torch.device, networks: int, images: int
-                     ) -> tuple[float, float]:
-    """Network-images per second of ``predict`` and of a loop of torch.nn modules."""
+                     ) -> tuple[float, float, float]:
+    """Network-images per second of ``predict`` (float32, then bfloat16) and of a loop of
+    torch.nn modules."""
     hypernet = HyperNetwork(spec).to(device).eval()
     filters = gauge_fix(spec, hypernet(hypernet.sample_noise(networks)))
     x = torch.rand(images, *spec.input_shape, device=device)
@@ -78,14 +80,16 @@ def evaluation_rates(spec: TargetSpec, device: torch.device, networks: int, imag
         module.load_state_dict({name: t[i] for name, t in state.items()})
         modules.append(module)
 
-    def fast() -> None:
-        predict(spec, filters, x)
+    def fast(precision: str) -> Callable[[], None]:
+        return lambda: predict(spec, filters, x, precision=precision)
 
     def reference() -> None:
         for module in modules:
             module(x)
 
-    return _rate(fast, networks * images, 2), _rate(reference, networks * images, 1)
+    return (_rate(fast("float32"), networks * images, 2),
+            _rate(fast("bfloat16"), networks * images, 2),
+            _rate(reference, networks * images, 1))
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -101,7 +105,7 @@ def run_bench(device: torch.device, steps: int = 5, noise_samples: int = 32,
     torch.manual_seed(0)
     train_fast, train_ref = training_rates(spec, device, noise_samples, images_per_network,
                                            steps)
-    eval_fast, eval_ref = evaluation_rates(spec, device, networks, images)
+    eval_fast, eval_bf16, eval_ref = evaluation_rates(spec, device, networks, images)
     return {
         "train_steps_per_s": train_fast,
         "train_steps_per_s_reference": train_ref,
@@ -109,6 +113,7 @@ def run_bench(device: torch.device, steps: int = 5, noise_samples: int = 32,
         "eval_net_images_per_s": eval_fast,
         "eval_net_images_per_s_reference": eval_ref,
         "eval_speedup": eval_fast / eval_ref,
+        "eval_net_images_per_s_bfloat16": eval_bf16,
         "peak_memory_mb": _peak_memory_mb(device),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
         f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",

@@ -10,29 +10,48 @@ from torch import Tensor
 
 from .data import Split
 from .distributed import Context, gather_shards, split
-from .targets import ConvImpl, TargetSpec, forward
+from .errors import WeightgenError
+from .targets import ConvImpl, TargetSpec, default_conv_impl, forward
+
+# Arithmetic of evaluation. bfloat16 rounds weights and activations to 8 significant bits and
+# runs about 2x faster on CPUs with AVX512-BF16 and on GPUs; logits come back as float32.
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def precision_dtype(name: str) -> torch.dtype:
+    if name not in PRECISIONS:
+        raise WeightgenError(f"unknown precision {name!r}; choose one of {sorted(PRECISIONS)}")
+    return PRECISIONS[name]
 
 
 @torch.no_grad()
 def predict(spec: TargetSpec, filters: Sequence[Tensor], images: Tensor,
             chunk_network_images: int = 8192, image_chunk: int = 1024,
-            conv_impl: ConvImpl | None = None) -> Tensor:
-    """Logits of K networks on N shared images, (K, N, classes).
+            conv_impl: ConvImpl | None = None, precision: str = "float32") -> Tensor:
+    """Logits of K networks on N shared images, (K, N, classes), in float32.
 
-    Computed in chunks of about ``chunk_network_images`` (network, image) pairs, which bounds
-    the memory of the first layer's activations (about 100 kB per pair for the paper's CNN).
+    Computed in chunks of ``image_chunk`` images and, for the grouped convolutions, of about
+    ``chunk_network_images`` (network, image) pairs, which bounds the memory of the first
+    layer's activations (about 100 kB per pair for the paper's CNN).
+    ``precision`` is the arithmetic of the forward pass ("float32" or "bfloat16").
     """
     k = filters[0].shape[0]
     if k == 0:
         return images.new_zeros((0, len(images), spec.num_classes))
+    dtype = precision_dtype(precision)
+    if dtype != images.dtype:
+        filters, images = [mat.to(dtype) for mat in filters], images.to(dtype)
     image_chunk = min(image_chunk, len(images))
-    network_chunk = max(1, chunk_network_images // image_chunk)
+    if (conv_impl or default_conv_impl(images.device)) == "per_network":
+        network_chunk = k  # networks run one at a time anyway; all share one im2col per chunk
+    else:
+        network_chunk = max(1, chunk_network_images // image_chunk)
     rows = []
     for lo in range(0, k, network_chunk):
         chunk = [mat[lo:lo + network_chunk] for mat in filters]
         rows.append(torch.cat([forward(spec, chunk, images[i:i + image_chunk], conv_impl)
                                for i in range(0, len(images), image_chunk)], dim=1))
-    return torch.cat(rows)
+    return torch.cat(rows).float()
 
 
 def majority_vote(logits: Tensor) -> Tensor:
@@ -72,7 +91,8 @@ def ensemble_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
 
 def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
                       ensemble_size: int | None = None,
-                      conv_impl: ConvImpl | None = None, ctx: Context = Context()) -> dict:
+                      conv_impl: ConvImpl | None = None, ctx: Context = Context(),
+                      precision: str = "float32") -> dict:
     """Metrics of K networks on a split. With ``ensemble_size`` the K networks form
     K // ensemble_size disjoint ensembles; ensemble figures are then means over them.
     Under torchrun each rank predicts its share of every ensemble (``filters`` are the
@@ -84,7 +104,8 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
     for g in range(groups):
         mine = split(size, ctx)
         chunk = [mat[g * size:(g + 1) * size][mine] for mat in filters]
-        logits = gather_shards(predict(spec, chunk, data.images, conv_impl=conv_impl), size, ctx)
+        logits = gather_shards(predict(spec, chunk, data.images, conv_impl=conv_impl,
+                                               precision=precision), size, ctx)
         accuracies.append((logits.argmax(-1) == data.labels).float().mean(-1))
         per_group.append(ensemble_metrics(logits, data.labels))
     acc = torch.cat(accuracies)

@@ -48,6 +48,7 @@ class ReportSettings:
     adversarial_ensemble: int = 100
     test_images: int | None = None  # a prefix of the test set, for quick looks
     seed: int = 0
+    precision: str = "float32"  # arithmetic of evaluation (not of the adversarial gradients)
 
 
 @dataclass
@@ -142,22 +143,24 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
         n = source.count(settings.networks)
         size = min(settings.ensemble_size, n)
         filters = source.draw(n)
-        result = evaluate_networks(source.spec, filters, test, ensemble_size=size)
+        result = evaluate_networks(source.spec, filters, test, ensemble_size=size,
+                                   precision=settings.precision)
         accuracies[source.name] = torch.tensor(result.pop("accuracies"))
         m["accuracy"] = result
         bar.update(1)
 
         bar.set_postfix_str(f"{source.name}: {stages[1]}")
         ensemble = [f[:size] for f in filters]
-        m["uncertainty"] = uncertainty_report(predict(source.spec, ensemble, test.images),
-                                              test.labels,
-                                              predict(source.spec, ensemble, fashion.images))
+        m["uncertainty"] = uncertainty_report(
+            predict(source.spec, ensemble, test.images, precision=settings.precision),
+            test.labels,
+            predict(source.spec, ensemble, fashion.images, precision=settings.precision))
         bar.update(1)
 
         bar.set_postfix_str(f"{source.name}: {stages[2]}")
         few = [f[:source.count(settings.diversity_networks)] for f in filters]
-        m["diversity"] = diversity_summary(source.spec, few, predict(source.spec, few,
-                                                                     test.images))
+        m["diversity"] = diversity_summary(
+            source.spec, few, predict(source.spec, few, test.images, precision=settings.precision))
         bar.update(1)
 
         bar.set_postfix_str(f"{source.name}: {stages[3]}")
@@ -182,7 +185,7 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
         bar.set_postfix_str(f"{source.name}: {stages[4]}")
         if source.hypernet is not None:
             walk = paths(source.hypernet, test, settings.path_pairs, settings.path_points,
-                         settings.seed)
+                         settings.seed, settings.precision)
             m["paths"] = {"direct_min_accuracy_mean": walk["direct"].min(1).values.mean().item(),
                           "interpolated_min_accuracy_mean":
                               walk["interpolated"].min(1).values.mean().item()}

@@ -322,25 +322,30 @@ def _pooled_conv(x: Tensor, weight: Tensor, bias: Tensor, layer: LayerSpec) -> T
 
 
 def _window_columns(x: Tensor, layer: LayerSpec) -> Tensor:
-    """im2col of x grouped by position in the pooling window: (p², B·H'·W', fan_in)."""
+    """im2col of x grouped by position in the pooling window, with a column of ones for the
+    bias: (p², B·H'·W', fan_in + 1)."""
     p, k = layer.pool, layer.kernel_size
     b, _, height, width = x.shape
     cols = F.unfold(x, k, padding=k // 2)  # (B, fan_in, H*W)
     cols = cols.reshape(b, layer.fan_in, height // p, p, width // p, p)  # (B, F, H', p, W', p)
-    return cols.permute(3, 5, 0, 2, 4, 1).reshape(p * p, -1, layer.fan_in)
+    cols = cols.permute(3, 5, 0, 2, 4, 1).reshape(p * p, -1, layer.fan_in)
+    return torch.cat([cols, cols.new_ones(p * p, cols.shape[1], 1)], dim=-1)
 
 
 def _window_conv(cols: Tensor, mat: Tensor, x: Tensor, layer: LayerSpec) -> Tensor:
     """max_pool(conv(x)) of one network from shared window columns -> (B, out, H', W').
 
-    The result is a channels-last view, which the next convolution reads directly."""
-    weight, bias = mat[:, :-1], mat[:, -1]  # (out, fan_in), (out,)
-    out = None
-    for window in cols.unbind(0):  # (B·H'·W', fan_in) @ (fan_in, out)
-        y = window @ weight.t()
-        out = y if out is None else torch.maximum(out, y)
+    The bias rides in the ones column (max_w(a_w + b) = max_w(a_w) + b); without autograd the
+    running maximum is kept in place, which halves this layer's memory traffic. The result is
+    a channels-last view, which the next convolution reads directly."""
+    windows = cols.unbind(0)  # p² x (B·H'·W', fan_in + 1)
+    out = windows[0] @ mat.t()  # (B·H'·W', out)
+    in_place = not (torch.is_grad_enabled() and (cols.requires_grad or mat.requires_grad))
+    for window in windows[1:]:
+        y = window @ mat.t()
+        out = torch.maximum(out, y, out=out) if in_place else torch.maximum(out, y)
     p = layer.pool
-    out = (out + bias).reshape(x.shape[0], x.shape[2] // p, x.shape[3] // p, layer.out_size)
+    out = out.reshape(x.shape[0], x.shape[2] // p, x.shape[3] // p, layer.out_size)
     return _activate(out.permute(0, 3, 1, 2), layer)
 
 

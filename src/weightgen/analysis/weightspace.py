@@ -17,7 +17,7 @@ from ..targets import TargetSpec
 
 @torch.no_grad()
 def paths(hypernet: HyperNetwork, data: Split, pairs: int = 10, points: int = 40,
-          seed: int = 0) -> dict[str, Tensor]:
+          seed: int = 0, precision: str = "float32") -> dict[str, Tensor]:
     """Accuracy along the direct path t·θ1 + (1−t)·θ2 between gauge-fixed networks and along
     the interpolated path S(G(t·z1 + (1−t)·z2)), for ``pairs`` random pairs of z.
 
@@ -35,7 +35,7 @@ def paths(hypernet: HyperNetwork, data: Split, pairs: int = 10, points: int = 40
         line = [(t.view(-1, 1, 1) * m[0] + (1 - t.view(-1, 1, 1)) * m[1]) for m in ends]
         zs = t.view(-1, 1) * z[0] + (1 - t.view(-1, 1)) * z[1]
         for filters, out in ((line, direct), (generate(hypernet, zs), interpolated)):
-            logits = predict(spec, filters, data.images)
+            logits = predict(spec, filters, data.images, precision=precision)
             out.append((logits.argmax(-1) == data.labels).float().mean(-1).cpu())
     return {"t": t.cpu(), "direct": torch.stack(direct), "interpolated": torch.stack(interpolated)}
 
