@@ -51,6 +51,40 @@ def test_report_of_a_run_beside_a_networks_file(tiny_run, tmp_path, mnist_dir):
         out / "report.md").read_text()
 
 
+def test_a_finished_report_is_compared_without_recomputing(tiny_run, tmp_path, mnist_dir):
+    run, nets = tiny_run
+    first = tmp_path / "first"
+    assert main(["report", str(run), "--out", str(first), "--data-dir", str(mnist_dir),
+                 *SMALL]) == 0
+    old = json.loads((first / "metrics.json").read_text())
+    (run_name, run_metrics), = old["sources"].items()
+    assert len(run_metrics["accuracy"]["accuracies"]) == 8
+    assert any(name.startswith("paths_") for _, name in run_metrics["figures"])
+    assert all((first / name).is_file() for _, name in run_metrics["figures"])
+
+    second = tmp_path / "second"
+    assert main(["report", str(nets), "--compare", str(first), "--out", str(second),
+                 "--data-dir", str(mnist_dir), *SMALL]) == 0
+    metrics = json.loads((second / "metrics.json").read_text())
+    assert len(metrics["sources"]) == 2
+    assert metrics["sources"][run_name] == run_metrics  # reused as it was, not recomputed
+    assert metrics["reused"][run_name]["report"] == str(first)
+    for _, filename in run_metrics["figures"]:
+        assert (second / filename).read_bytes() == (first / filename).read_bytes()
+    assert run_name in (second / "report.md").read_text()
+
+
+def test_comparing_a_report_without_networks_is_a_clear_error(tiny_run, tmp_path, mnist_dir,
+                                                                capsys):
+    _, nets = tiny_run
+    toy = tmp_path / "toy_report"
+    toy.mkdir()
+    (toy / "metrics.json").write_text(json.dumps({"toy": {"step": 1}}))
+    assert main(["report", str(nets), "--compare", str(toy), "--out", str(tmp_path / "o"),
+                 "--data-dir", str(mnist_dir), *SMALL]) == 2
+    assert "this report has no network sources to compare" in capsys.readouterr().err
+
+
 def test_toy_report_draws_figure_2(tmp_path):
     import yaml
     config = tmp_path / "toy.yaml"

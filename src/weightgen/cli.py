@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "paper for a run (and others to compare) in one report")
     p.add_argument("source", help="a run folder (hypernetwork or toy) or a networks file")
     p.add_argument("--compare", nargs="+", default=[], metavar="RUN_OR_FILE",
-                   help="further runs or networks files shown beside it")
+                   help="further runs, networks files or finished report folders (reused, not "
+                        "recomputed) shown beside it")
     p.add_argument("--out", required=True, help="folder for index.html, report.md, PNGs, "
                    "metrics.json")
     from .report import ReportSettings
@@ -127,7 +128,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import ReportSettings, build_report, open_source, toy_report
+    from .report import (ReportSettings, build_report, is_report_folder, open_source,
+                         toy_report)
     from .train import resolve_device
 
     out = Path(args.out)
@@ -142,8 +144,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if settings.ensemble_size > settings.networks:
             raise WeightgenError("--ensemble-size cannot exceed --networks")
         device = str(resolve_device(args.device))
-        sources = [open_source(s, args.seed, device) for s in [args.source, *args.compare]]
-        build_report(sources, out, settings, args.data_dir, progress=not args.no_progress)
+        reused = [Path(c) for c in args.compare if is_report_folder(c)]
+        sources = [open_source(s, args.seed, device) for s in [args.source, *args.compare]
+                   if Path(s) not in reused]
+        build_report(sources, out, settings, args.data_dir, progress=not args.no_progress,
+                     reused=reused)
     print(f"report written to {out / 'index.html'}")
     return 0
 

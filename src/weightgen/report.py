@@ -2,13 +2,16 @@
 into ``index.html`` (self-contained), ``report.md``, PNG figures and ``metrics.json``.
 
 A source is a run folder (a hypernetwork, which can be sampled without end and walked along
-paths in z) or an exchange file of networks (a baseline: a fixed set, used in order).
+paths in z) or an exchange file of networks (a baseline: a fixed set, used in order). A finished
+report's folder can be compared too: its sources' numbers and figures are reused, not recomputed,
+so the runs of a comparison can be reported one at a time (each takes long on a CPU).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -113,13 +116,22 @@ def _cycling(filters: list[Tensor]) -> Callable[[int], list[Tensor]]:
     return take
 
 
+def is_report_folder(path: str | Path) -> bool:
+    """A folder written by ``build_report`` (not a run folder)."""
+    path = Path(path)
+    return (path / "metrics.json").is_file() and not (path / "config.yaml").exists()
+
+
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
 
 
 def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
-                 data_dir: str | None = None, progress: bool = True) -> dict:
-    """Run every analysis on every source; write figures, metrics.json, report.md, index.html."""
+                 data_dir: str | None = None, progress: bool = True,
+                 reused: Sequence[Path] = ()) -> dict:
+    """Run every analysis on every source, add the sources of the finished reports ``reused``;
+    write figures, metrics.json, report.md, index.html."""
+    finished = [(Path(folder), _finished_report(folder)) for folder in reused]  # fail early
     out.mkdir(parents=True, exist_ok=True)
     mnist = load_mnist(data_dir)
     test = mnist.test if settings.test_images is None else Split(
@@ -138,6 +150,7 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
     bar = tqdm(total=len(stages) * len(sources), disable=not progress, desc="report")
     for source in sources:
         m: dict = {}
+        first_figure = len(figs)
         slug = _slug(source.name)
         bar.set_postfix_str(f"{source.name}: {stages[0]}")
         n = source.count(settings.networks)
@@ -145,7 +158,7 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
         filters = source.draw(n)
         result = evaluate_networks(source.spec, filters, test, ensemble_size=size,
                                    precision=settings.precision)
-        accuracies[source.name] = torch.tensor(result.pop("accuracies"))
+        accuracies[source.name] = torch.tensor(result["accuracies"])
         m["accuracy"] = result
         bar.update(1)
 
@@ -202,8 +215,11 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
                             "ensemble": curves["ensemble"].tolist(),
                             "images": int(curves["images"])}
         bar.update(1)
+        m["figures"] = [[title, path.name] for title, path in figs[first_figure:]]
         metrics["sources"][source.name] = m
     bar.close()
+    for folder, old in finished:
+        _reuse_report(folder, old, out, metrics, figs, accuracies, adversarial)
     figs.insert(0, ("Accuracy histograms (Fig. 3)",
                     figures.accuracy_histograms(accuracies, out / "accuracy_histograms.png")))
     figs.append(("Adversarial examples (Fig. 6)",
@@ -213,6 +229,38 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
     atomic_write_text(out / "report.md", markdown)
     atomic_write_text(out / "index.html", render_html(metrics, figs))
     return metrics
+
+
+def _finished_report(folder: str | Path) -> dict:
+    """metrics.json of a finished report, checked to hold what a comparison reuses."""
+    try:
+        old = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError) as err:
+        raise WeightgenError(f"{folder}: cannot read metrics.json ({err})") from None
+    if not old.get("sources"):
+        raise WeightgenError(f"{folder}: this report has no network sources to compare")
+    for m in old["sources"].values():
+        if "figures" not in m or "accuracies" not in m["accuracy"]:
+            raise WeightgenError(f"{folder}: written by an older weightgen; make it again")
+    return old
+
+
+def _reuse_report(folder: Path, old: dict, out: Path, metrics: dict,
+                  figs: list[tuple[str, Path]], accuracies: dict[str, Tensor],
+                  adversarial: dict[str, dict[str, Tensor]]) -> None:
+    """Add the sources of the finished report ``old`` (from ``folder``): numbers, per-source
+    figures (copied into ``out``), accuracies for Fig. 3 and curves for Fig. 6."""
+    for name, m in old["sources"].items():
+        for title, filename in m["figures"]:
+            if Path(folder).resolve() != out.resolve():
+                shutil.copyfile(Path(folder) / filename, out / filename)
+            figs.append((title, out / filename))
+        accuracies[name] = torch.tensor(m["accuracy"]["accuracies"])
+        adversarial[name] = {key: torch.tensor(m["adversarial"][key])
+                             for key in ("epsilon", "single", "ensemble", "images")}
+        metrics["sources"][name] = m
+        metrics.setdefault("reused", {})[name] = {"report": str(folder),
+                                                  "settings": old["settings"]}
 
 
 def toy_report(run_dir: Path, out: Path) -> dict:
