@@ -32,12 +32,14 @@ def test_module_of_spec_has_same_parameter_count():
 @pytest.mark.parametrize("spec", [mnist_cnn(), mnist_mlp((32, 16))], ids=["cnn", "mlp"])
 @pytest.mark.parametrize("impl", ["grouped", "per_network"])
 @pytest.mark.parametrize("shared", [False, True])
-def test_batched_forward_equals_per_network_modules(spec, impl, shared):
+@pytest.mark.parametrize("grad", [False, True])  # the per-network path differs without autograd
+def test_batched_forward_equals_per_network_modules(spec, impl, shared, grad):
     k, b = 3, 5
     filters = random_filters(spec, k)
     x = torch.rand(b, 1, 28, 28) if shared else torch.rand(k, b, 1, 28, 28)
     expected = reference_forward(spec, filters, x)
-    got = forward(spec, filters, x, impl)
+    with torch.set_grad_enabled(grad):
+        got = forward(spec, filters, x, impl)
     assert got.shape == (k, b, 10)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 

@@ -250,9 +250,12 @@ def default_conv_impl(device: torch.device | str) -> ConvImpl:
     return "grouped" if torch.device(device).type == "cuda" else "per_network"
 
 
-# A conv with at most this fan-in, followed by max-pooling, is computed as pool² strided
-# convolutions and an elementwise max: its large pre-pool map is never written (measured on
-# 2 CPU cores for the paper's first layer: 2x faster; for its second layer 5x slower).
+# Without autograd, a conv with at most this fan-in, followed by max-pooling, is computed as
+# pool² strided convolutions and an elementwise max: its large pre-pool map is never written
+# (measured on 2 CPU cores for the paper's first layer: 2x faster; for its second layer 5x
+# slower). With autograd the backward of the elementwise max (masks, where, masked_fill)
+# costs more than it saves: a training step of the paper's configuration took 0.78 s this way
+# and 0.60 s with conv + max-pool (1 thread, profiled).
 SMALL_FAN_IN = 75
 
 
@@ -294,7 +297,7 @@ def _single_forward(spec: TargetSpec, filters: Sequence[Tensor], x: Tensor,
         weight, bias = mat[:, :-1], mat[:, -1]
         if layer.kind == "conv":
             weight = weight.reshape(layer.weight_shape)
-            if layer.pool > 1 and layer.fan_in <= SMALL_FAN_IN:
+            if layer.pool > 1 and layer.fan_in <= SMALL_FAN_IN and not torch.is_grad_enabled():
                 h = _pooled_conv(h, weight, bias, layer)
             else:
                 h = F.conv2d(h, weight, bias, padding=layer.kernel_size // 2)
