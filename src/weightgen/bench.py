@@ -44,8 +44,9 @@ def _sync() -> None:
 
 
 def training_rates(spec: TargetSpec, device: torch.device, noise_samples: int,
-                   images_per_network: int, steps: int) -> tuple[float, float]:
-    """Steps per second of the batched and of the reference training step."""
+                   images_per_network: int, steps: int, reference: bool = True
+                   ) -> tuple[float, float | None]:
+    """Steps per second of the batched and (if ``reference``) of the reference training step."""
     hypernet = HyperNetwork(spec).to(device).train()
     optimizer = torch.optim.Adam(hypernet.parameters(), lr=1e-4)
     z = hypernet.sample_noise(noise_samples)
@@ -62,14 +63,15 @@ def training_rates(spec: TargetSpec, device: torch.device, noise_samples: int,
             optimizer.step()
         return run
 
-    return _rate(step(None), 1, steps), _rate(step("reference"), 1, max(1, steps // 2))
+    fast = _rate(step(None), 1, steps)
+    return fast, _rate(step("reference"), 1, max(1, steps // 2)) if reference else None
 
 
 @torch.no_grad()
-def evaluation_rates(spec: TargetSpec, device: torch.device, networks: int, images: int
-                     ) -> tuple[float, float, float]:
-    """Network-images per second of ``predict`` (float32, then bfloat16) and of a loop of
-    torch.nn modules."""
+def evaluation_rates(spec: TargetSpec, device: torch.device, networks: int, images: int,
+                     reference: bool = True) -> tuple[float, float, float | None]:
+    """Network-images per second of ``predict`` (float32, then bfloat16) and (if
+    ``reference``) of a loop of torch.nn modules."""
     hypernet = HyperNetwork(spec).to(device).eval()
     filters = gauge_fix(spec, hypernet(hypernet.sample_noise(networks)))
     x = torch.rand(images, *spec.input_shape, device=device)
@@ -83,13 +85,13 @@ def evaluation_rates(spec: TargetSpec, device: torch.device, networks: int, imag
     def fast(precision: str) -> Callable[[], None]:
         return lambda: predict(spec, filters, x, precision=precision)
 
-    def reference() -> None:
+    def loop() -> None:
         for module in modules:
             module(x)
 
     return (_rate(fast("float32"), networks * images, 2),
             _rate(fast("bfloat16"), networks * images, 2),
-            _rate(reference, networks * images, 1))
+            _rate(loop, networks * images, 1) if reference else None)
 
 
 def _peak_memory_mb(device: torch.device) -> float:
