@@ -72,6 +72,12 @@ def test_a_finished_report_is_compared_without_recomputing(tiny_run, tmp_path, m
     for _, filename in run_metrics["figures"]:
         assert (second / filename).read_bytes() == (first / filename).read_bytes()
     assert run_name in (second / "report.md").read_text()
+    assert list(metrics["sources"])[-1] == run_name  # sources keep the command line's order
+
+    third = tmp_path / "third"  # a finished report as the main source
+    assert main(["report", str(first), "--compare", str(nets), "--out", str(third),
+                 "--data-dir", str(mnist_dir), *SMALL]) == 0
+    assert list(json.loads((third / "metrics.json").read_text())["sources"])[0] == run_name
 
 
 def test_comparing_a_report_without_networks_is_a_clear_error(tiny_run, tmp_path, mnist_dir,

@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", parents=[common], help="every experiment and figure of the "
                        "paper for a run (and others to compare) in one report")
-    p.add_argument("source", help="a run folder (hypernetwork or toy) or a networks file")
+    p.add_argument("source", help="a run folder (hypernetwork, baseline or toy), a networks file "
+                   "or a finished report's folder")
     p.add_argument("--compare", nargs="+", default=[], metavar="RUN_OR_FILE",
                    help="further runs, networks files or finished report folders (reused, not "
                         "recomputed) shown beside it")
@@ -144,11 +145,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if settings.ensemble_size > settings.networks:
             raise WeightgenError("--ensemble-size cannot exceed --networks")
         device = str(resolve_device(args.device))
-        reused = [Path(c) for c in args.compare if is_report_folder(c)]
-        sources = [open_source(s, args.seed, device) for s in [args.source, *args.compare]
-                   if Path(s) not in reused]
-        build_report(sources, out, settings, args.data_dir, progress=not args.no_progress,
-                     reused=reused)
+        sources = [Path(s) if is_report_folder(s) else open_source(s, args.seed, device)
+                   for s in [args.source, *args.compare]]
+        build_report(sources, out, settings, args.data_dir, progress=not args.no_progress)
     print(f"report written to {out / 'index.html'}")
     return 0
 

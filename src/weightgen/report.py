@@ -126,19 +126,19 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
 
 
-def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
-                 data_dir: str | None = None, progress: bool = True,
-                 reused: Sequence[Path] = ()) -> dict:
-    """Run every analysis on every source, add the sources of the finished reports ``reused``;
-    write figures, metrics.json, report.md, index.html."""
-    finished = [(Path(folder), _finished_report(folder)) for folder in reused]  # fail early
+def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSettings,
+                 data_dir: str | None = None, progress: bool = True) -> dict:
+    """Run every analysis on every source (a Path: the folder of a finished report, whose
+    sources are reused); write figures, metrics.json, report.md, index.html."""
+    finished = {s: _finished_report(s) for s in sources if isinstance(s, Path)}  # fail early
+    computed = [s for s in sources if not isinstance(s, Path)]
     out.mkdir(parents=True, exist_ok=True)
     mnist = load_mnist(data_dir)
     test = mnist.test if settings.test_images is None else Split(
         mnist.test.images[:settings.test_images], mnist.test.labels[:settings.test_images])
     fashion = load_fashion_mnist_test(data_dir)
     fashion = Split(fashion.images[:len(test)], fashion.labels[:len(test)])
-    device = next(iter(sources)).draw(1)[0].device
+    device = computed[0].draw(1)[0].device if computed else torch.device("cpu")
     test, fashion = test.to(device), fashion.to(device)
 
     figs: list[tuple[str, Path]] = []
@@ -147,8 +147,11 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
     adversarial: dict[str, dict[str, Tensor]] = {}
     stages = ["accuracy and ensembles", "calibration and OOD", "diversity", "PCA and filters",
               "paths", "adversarial"]
-    bar = tqdm(total=len(stages) * len(sources), disable=not progress, desc="report")
+    bar = tqdm(total=len(stages) * len(computed), disable=not progress, desc="report")
     for source in sources:
+        if isinstance(source, Path):
+            _reuse_report(source, finished[source], out, metrics, figs, accuracies, adversarial)
+            continue
         m: dict = {}
         first_figure = len(figs)
         slug = _slug(source.name)
@@ -218,8 +221,6 @@ def build_report(sources: Sequence[Source], out: Path, settings: ReportSettings,
         m["figures"] = [[title, path.name] for title, path in figs[first_figure:]]
         metrics["sources"][source.name] = m
     bar.close()
-    for folder, old in finished:
-        _reuse_report(folder, old, out, metrics, figs, accuracies, adversarial)
     figs.insert(0, ("Accuracy histograms (Fig. 3)",
                     figures.accuracy_histograms(accuracies, out / "accuracy_histograms.png")))
     figs.append(("Adversarial examples (Fig. 6)",
