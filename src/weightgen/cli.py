@@ -266,7 +266,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     data = load_mnist(args.data_dir)
     split = getattr(data, args.split).to(filters[0].device)
     metrics = evaluate_networks(spec, filters, split, ensemble_size=args.ensemble_size, ctx=ctx,
-                                 precision=args.precision)
+                                 precision=args.precision, progress=sys.stderr.isatty())
     metrics["source"] = origin
     metrics["split"] = args.split
     metrics["precision"] = args.precision

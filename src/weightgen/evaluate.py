@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
 from .data import Split
 from .distributed import Context, gather_shards, split
@@ -92,16 +93,17 @@ def ensemble_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
 def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
                       ensemble_size: int | None = None,
                       conv_impl: ConvImpl | None = None, ctx: Context = Context(),
-                      precision: str = "float32") -> dict:
+                      precision: str = "float32", progress: bool = False) -> dict:
     """Metrics of K networks on a split. With ``ensemble_size`` the K networks form
     K // ensemble_size disjoint ensembles; ensemble figures are then means over them.
     Under torchrun each rank predicts its share of every ensemble (``filters`` are the
-    whole set on every rank)."""
+    whole set on every rank). ``progress`` shows a bar over the ensembles."""
     k = filters[0].shape[0]
     size = ensemble_size or k
     groups = max(k // size, 1)
     accuracies, per_group = [], []
-    for g in range(groups):
+    for g in tqdm(range(groups), desc="ensembles", unit="ensemble", leave=False,
+                  disable=not (progress and ctx.is_main and groups > 1)):
         mine = split(size, ctx)
         chunk = [mat[g * size:(g + 1) * size][mine] for mat in filters]
         logits = gather_shards(predict(spec, chunk, data.images, conv_impl=conv_impl,

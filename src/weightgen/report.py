@@ -160,7 +160,7 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         size = min(settings.ensemble_size, n)
         filters = source.draw(n)
         result = evaluate_networks(source.spec, filters, test, ensemble_size=size,
-                                   precision=settings.precision)
+                                   precision=settings.precision, progress=progress)
         accuracies[source.name] = torch.tensor(result["accuracies"])
         m["accuracy"] = result
         bar.update(1)
