@@ -300,7 +300,10 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        from .distributed import teardown
+        teardown()
+        return code
     except WeightgenError as err:
         print(f"weightgen: error: {err}", file=sys.stderr)
         return 2

@@ -61,6 +61,17 @@ def setup(device: torch.device) -> Context:
     return Context(rank, world_size, local_rank)
 
 
+def teardown() -> None:
+    """Leave the torchrun job cleanly after a command succeeded on this rank: wait for every
+    rank, then close the process group. (A rank that exits while another still holds gloo
+    connections to it can make that one abort with SIGABRT; seen under heavy CPU load.)"""
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
 def local_device(device: torch.device, ctx: Context) -> torch.device:
     """cuda -> this process's GPU (cuda:LOCAL_RANK); cpu stays cpu."""
     if device.type == "cuda" and ctx.active:
