@@ -17,10 +17,12 @@ def read_log(run):
 
 
 def test_training_on_real_mnist_lowers_the_loss(mnist, tmp_path):
-    # the paper's hypernetwork; the gauge-fixed target needs ~120 steps to leave its plateau
+    # the paper's hypernetwork and lambda (with the tiny config's lambda = 100 the entropy
+    # dominates and when the target leaves its plateau depends on rounding)
     data = tiny_config_dict(steps=200, noise_samples=32, images_per_network=8, lr=3e-4,
                             validate_every=1000, checkpoint_every=1000)
     del data["hypernet"]
+    data["objective"]["lambda"] = 1000.0  # the paper's
     config = config_from_dict(data)
     z = torch.rand(32, 300, generator=torch.Generator().manual_seed(123)) * 2 - 1
     idx = torch.arange(32 * 16).reshape(32, 16)
@@ -34,9 +36,10 @@ def test_training_on_real_mnist_lowers_the_loss(mnist, tmp_path):
     train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
     _, trained, _ = load_run(tmp_path / "run", "cpu")
     after = held_out(trained.train())
-    assert after.cross_entropy < before.cross_entropy - 0.15
-    assert after.loss < before.loss - 50
-    assert after.accuracy > before.accuracy + 0.05
+    # measured: cross-entropy 2.34 -> 1.58, accuracy 11 % -> 38 %, loss -585 -> -1336
+    assert after.cross_entropy < before.cross_entropy - 0.4
+    assert after.loss < before.loss - 300
+    assert after.accuracy > before.accuracy + 0.15
 
 
 def test_run_folder_log_and_checkpoints(mnist, tmp_path):
