@@ -27,13 +27,15 @@ def precision_dtype(name: str) -> torch.dtype:
 
 @torch.no_grad()
 def predict(spec: TargetSpec, filters: Sequence[Tensor], images: Tensor,
-            chunk_network_images: int = 8192, image_chunk: int = 1024,
+            chunk_network_images: int = 8192, image_chunk: int | None = None,
             conv_impl: ConvImpl | None = None, precision: str = "float32") -> Tensor:
     """Logits of K networks on N shared images, (K, N, classes), in float32.
 
     Computed in chunks of ``image_chunk`` images and, for the grouped convolutions, of about
     ``chunk_network_images`` (network, image) pairs, which bounds the memory of the first
-    layer's activations (about 100 kB per pair for the paper's CNN).
+    layer's activations (about 100 kB per pair for the paper's CNN). By default 128 images a
+    chunk for the per-network path (one network's activations then stay in cache: 1.4x the
+    float32 rate of 1,024-image chunks on 2 CPU cores) and 1,024 for the grouped one.
     ``precision`` is the arithmetic of the forward pass ("float32" or "bfloat16").
     """
     k = filters[0].shape[0]
@@ -42,8 +44,9 @@ def predict(spec: TargetSpec, filters: Sequence[Tensor], images: Tensor,
     dtype = precision_dtype(precision)
     if dtype != images.dtype:
         filters, images = [mat.to(dtype) for mat in filters], images.to(dtype)
-    image_chunk = min(image_chunk, len(images))
-    if (conv_impl or default_conv_impl(images.device)) == "per_network":
+    per_network = (conv_impl or default_conv_impl(images.device)) == "per_network"
+    image_chunk = min(image_chunk or (128 if per_network else 1024), len(images))
+    if per_network:
         network_chunk = k  # networks run one at a time anyway; all share one im2col per chunk
     else:
         network_chunk = max(1, chunk_network_images // image_chunk)
