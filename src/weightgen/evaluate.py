@@ -96,11 +96,14 @@ def ensemble_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
 def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
                       ensemble_size: int | None = None,
                       conv_impl: ConvImpl | None = None, ctx: Context = Context(),
-                      precision: str = "float32", progress: bool = False) -> dict:
+                      precision: str = "float32", progress: bool = False,
+                      keep_first_logits: bool = False) -> dict:
     """Metrics of K networks on a split. With ``ensemble_size`` the K networks form
     K // ensemble_size disjoint ensembles; ensemble figures are then means over them.
     Under torchrun each rank predicts its share of every ensemble (``filters`` are the
-    whole set on every rank). ``progress`` shows a bar over the ensembles."""
+    whole set on every rank). ``progress`` shows a bar over the ensembles;
+    ``keep_first_logits`` adds the first ensemble's logits (size, N, classes) to the result
+    as ``first_ensemble_logits``, for further analyses without predicting again."""
     k = filters[0].shape[0]
     size = ensemble_size or k
     groups = max(k // size, 1)
@@ -110,7 +113,9 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
         mine = split(size, ctx)
         chunk = [mat[g * size:(g + 1) * size][mine] for mat in filters]
         logits = gather_shards(predict(spec, chunk, data.images, conv_impl=conv_impl,
-                                               precision=precision), size, ctx)
+                                       precision=precision), size, ctx)
+        if g == 0 and keep_first_logits:
+            first_logits = logits
         accuracies.append((logits.argmax(-1) == data.labels).float().mean(-1))
         per_group.append(ensemble_metrics(logits, data.labels))
     acc = torch.cat(accuracies)
@@ -131,4 +136,6 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
     if groups > 1:
         result["ensemble_majority_vote_per_ensemble"] = [m["ensemble_majority_vote"]
                                                           for m in per_group]
+    if keep_first_logits:
+        result["first_ensemble_logits"] = first_logits
     return result

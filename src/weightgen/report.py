@@ -160,7 +160,9 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         size = min(settings.ensemble_size, n)
         filters = source.draw(n)
         result = evaluate_networks(source.spec, filters, test, ensemble_size=size,
-                                   precision=settings.precision, progress=progress)
+                                   precision=settings.precision, progress=progress,
+                                   keep_first_logits=True)
+        ensemble_logits = result.pop("first_ensemble_logits")  # (size, N, classes)
         accuracies[source.name] = torch.tensor(result["accuracies"])
         m["accuracy"] = result
         bar.update(1)
@@ -168,8 +170,7 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         bar.set_postfix_str(f"{source.name}: {stages[1]}")
         ensemble = [f[:size] for f in filters]
         m["uncertainty"] = uncertainty_report(
-            predict(source.spec, ensemble, test.images, precision=settings.precision),
-            test.labels,
+            ensemble_logits, test.labels,
             predict(source.spec, ensemble, fashion.images, precision=settings.precision))
         bar.update(1)
 
