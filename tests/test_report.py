@@ -42,7 +42,8 @@ def test_report_of_a_run_beside_a_networks_file(tiny_run, tmp_path, mnist_dir):
         assert len(m["adversarial"]["single"]) == 30
         assert set(m["failure_mode"]) == {"conv1", "conv2", "fc1"}
     run_metrics = next(m for name, m in metrics["sources"].items() if "step" in name)
-    assert "paths" in run_metrics  # only a hypernetwork has paths in z
+    assert "paths" in run_metrics  # a fixed set of networks has no paths in its noise
+    assert "paths" not in next(m for name, m in metrics["sources"].items() if "step" not in name)
     html = (out / "index.html").read_text()
     assert "data:image/png;base64," in html and "<img src='http" not in html
     assert (out / "accuracy_histograms.png").stat().st_size > 1000

@@ -1,10 +1,11 @@
 """``weightgen report``: every experiment of the paper and the extra metrics, from real runs,
 into ``index.html`` (self-contained), ``report.md``, PNG figures and ``metrics.json``.
 
-A source is a run folder (a hypernetwork, which can be sampled without end and walked along
-paths in z) or an exchange file of networks (a baseline: a fixed set, used in order). A finished
-report's folder can be compared too: its sources' numbers and figures are reused, not recomputed,
-so the runs of a comparison can be reported one at a time (each takes long on a CPU).
+A source is a run folder (a hypernetwork or MNFG, sampled without end and walked along paths in
+their noise; or directly trained networks) or an exchange file of networks (a baseline: a fixed
+set, used in order). A finished report's folder can be compared too: its sources' numbers and
+figures are reused, not recomputed, so the runs of a comparison can be reported one at a time
+(each takes long on a CPU).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from .analysis import figures
 from .analysis.adversarial import fgsm_curves
 from .analysis.diversity import diversity_summary, failure_mode, filter_importance
 from .analysis.uncertainty import uncertainty_report
-from .analysis.weightspace import filter_images, paths, pca_groups, principal_components
+from .analysis.weightspace import (PathWalk, filter_images, hypernet_walk, paths, pca_groups,
+                                  principal_components)
 from .data import Split, load_fashion_mnist_test, load_mnist
 from .errors import WeightgenError
 from .evaluate import evaluate_networks, predict
 from .exchange import load_networks
 from .fileio import atomic_write_text
-from .hypernet import HyperNetwork
 from .rng import seeded_generator
 from .targets import TargetSpec
 
@@ -56,12 +57,13 @@ class ReportSettings:
 
 @dataclass
 class Source:
-    """Networks to analyse: a name, their spec and a way to draw k more (gauge-fixed)."""
+    """Networks to analyse: a name, their spec, a way to draw k more (gauge-fixed) and, for a
+    generative model, its interpolated paths between samples."""
 
     name: str
     spec: TargetSpec
     draw: Callable[[int], list[Tensor]]
-    hypernet: HyperNetwork | None = None
+    walk: PathWalk | None = None
     size: int | None = None  # a fixed set of networks (a baseline); None: a generator
 
     def count(self, wanted: int) -> int:
@@ -89,7 +91,10 @@ def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
             g = seeded_generator(seed, "report", next(draws))
             return gauge_fix(model.spec, model.sample_filters(k, g))
 
-        return Source(f"{config.name} (step {step})", model.spec, draw_mnfg)
+        def walk_mnfg(t: Tensor, g: torch.Generator) -> list[Tensor]:
+            return gauge_fix(model.spec, model.interpolated_path(t, g))
+
+        return Source(f"{config.name} (step {step})", model.spec, draw_mnfg, walk_mnfg)
     if path.is_dir():
         config, hypernet, step = load_run(path, device)
         counter = iter(range(1 << 62))
@@ -98,7 +103,8 @@ def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
             g = seeded_generator(seed, "report", next(counter))
             return generate(hypernet, hypernet.sample_noise(k, g))
 
-        return Source(f"{config.name} (step {step})", hypernet.spec, draw, hypernet)
+        return Source(f"{config.name} (step {step})", hypernet.spec, draw,
+                      hypernet_walk(hypernet))
     networks = load_networks(path)
     return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec,
                   _cycling([f.to(device) for f in networks.filters()]), size=len(networks))
@@ -200,9 +206,9 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         bar.update(1)
 
         bar.set_postfix_str(f"{source.name}: {stages[4]}")
-        if source.hypernet is not None:
-            walk = paths(source.hypernet, test, settings.path_pairs, settings.path_points,
-                         settings.seed, settings.precision)
+        if source.walk is not None:
+            walk = paths(source.spec, source.walk, test, settings.path_pairs,
+                         settings.path_points, settings.seed, settings.precision)
             m["paths"] = {"direct_min_accuracy_mean": walk["direct"].min(1).values.mean().item(),
                           "interpolated_min_accuracy_mean":
                               walk["interpolated"].min(1).values.mean().item()}

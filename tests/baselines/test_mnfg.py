@@ -7,6 +7,8 @@ from weightgen.baselines.mnfg import MNFG, CouplingFlow, MNFGConfig, MNFLayer
 from weightgen.cli import main
 from weightgen.targets import LayerSpec, forward, mnist_cnn
 
+from ..test_report import SMALL
+
 
 def test_coupling_flow_is_invertible_with_the_right_log_determinant():
     torch.manual_seed(0)
@@ -63,6 +65,39 @@ def test_sampled_networks_match_the_mean_network_when_noise_vanishes():
                                atol=1e-4)
 
 
+def test_noise_draws_reproduce_sampling_and_paths_end_at_samples():
+    torch.manual_seed(3)
+    model = MNFG(mnist_cnn())
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    sampled = model.sample_filters(3, g())
+    again = model.sample_filters(3, g())
+    assert all(torch.equal(a, b) for a, b in zip(sampled, again))
+    layer = model.layers[1]
+    one, two = layer.draw_noise(1, g()), layer.draw_noise(1, g())
+    two.base.normal_(), two.weights.normal_()
+    mixed = layer.filters_from_noise(one.mix(two, torch.tensor([1.0, 0.5, 0.0])))
+    assert mixed.shape == (3, 16, 32 * 25 + 1)
+    torch.testing.assert_close(mixed[0], layer.filters_from_noise(one)[0])
+    two.masks = one.masks  # the path keeps the first sample's flow masks
+    torch.testing.assert_close(mixed[2], layer.filters_from_noise(two)[0])
+
+
+def test_paths_are_straight_lines_when_z_is_fixed():
+    # with z deterministic, W is linear in its Gaussian noise: interpolated = direct path
+    torch.manual_seed(4)
+    model = MNFG(mnist_cnn())
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.q0_log_var.fill_(-60.0)
+            layer.log_std_w.fill_(-1.0)
+    t = torch.linspace(0, 1, 5)
+    path = model.interpolated_path(t, torch.Generator().manual_seed(6))
+    for mat in path:
+        w = t.view(-1, 1, 1)
+        torch.testing.assert_close(mat, w * mat[-1] + (1 - w) * mat[0], rtol=1e-5, atol=1e-6)
+        assert (mat[-1] - mat[0]).abs().max() > 0.1  # two different end points
+
+
 def test_short_training_on_mnist_lowers_the_loss_and_exports(tmp_path, mnist_dir):
     import yaml
     from safetensors.torch import load_file
@@ -82,3 +117,9 @@ def test_short_training_on_mnist_lowers_the_loss_and_exports(tmp_path, mnist_dir
     tensors = load_file(str(out))
     net = mnist_cnn().build_module()
     net.load_state_dict({k: v[1] for k, v in tensors.items()}, strict=True)
+    report = tmp_path / "report"  # MNFG walks along paths in its noise too (Fig. 5)
+    assert main(["report", str(run), "--out", str(report), "--data-dir", str(mnist_dir),
+                 *SMALL]) == 0
+    (m,) = json.loads((report / "metrics.json").read_text())["sources"].values()
+    assert 0.0 <= m["paths"]["direct_min_accuracy_mean"] <= 1.0
+    assert any(name.startswith("paths_") for _, name in m["figures"])

@@ -3,7 +3,7 @@ components (Figs. 14–21) and single-filter samples (Figs. 7–10)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -15,26 +15,38 @@ from ..rng import seeded_generator
 from ..targets import TargetSpec
 
 
+PathWalk = Callable[[Tensor, torch.Generator], list[Tensor]]
+"""Gauge-fixed networks (filter matrices, (points, out, fan_in + 1) each) at the points t of the
+interpolated path between two fresh random samples: t = 1 is the first sample, t = 0 the second."""
+
+
+def hypernet_walk(hypernet: HyperNetwork) -> PathWalk:
+    """The hypernetwork's interpolated path S(G(t·z1 + (1−t)·z2)) (Fig. 4)."""
+    from ..train import generate
+
+    def walk(t: Tensor, generator: torch.Generator) -> list[Tensor]:
+        z = hypernet.sample_noise(2, generator)
+        return generate(hypernet, t.view(-1, 1) * z[0] + (1 - t.view(-1, 1)) * z[1])
+
+    return walk
+
+
 @torch.no_grad()
-def paths(hypernet: HyperNetwork, data: Split, pairs: int = 10, points: int = 40,
+def paths(spec: TargetSpec, walk: PathWalk, data: Split, pairs: int = 10, points: int = 40,
           seed: int = 0, precision: str = "float32") -> dict[str, Tensor]:
-    """Accuracy along the direct path t·θ1 + (1−t)·θ2 between gauge-fixed networks and along
-    the interpolated path S(G(t·z1 + (1−t)·z2)), for ``pairs`` random pairs of z.
+    """Accuracy along the interpolated path of ``walk`` and along the direct path
+    t·θ1 + (1−t)·θ2 between its gauge-fixed end points θ1 (t = 1), θ2 (t = 0), for ``pairs``
+    random pairs (Figs. 4–5).
 
     Returns t (points,), direct and interpolated accuracies (pairs, points).
     """
-    from ..train import generate
-
-    spec = hypernet.spec
     g = seeded_generator(seed, "paths")
     t = torch.linspace(0, 1, points, device=data.images.device)
     direct, interpolated = [], []
     for _ in range(pairs):
-        z = hypernet.sample_noise(2, g)
-        ends = generate(hypernet, z)  # [(2, out, n)]
-        line = [(t.view(-1, 1, 1) * m[0] + (1 - t.view(-1, 1, 1)) * m[1]) for m in ends]
-        zs = t.view(-1, 1) * z[0] + (1 - t.view(-1, 1)) * z[1]
-        for filters, out in ((line, direct), (generate(hypernet, zs), interpolated)):
+        along = walk(t, g)  # [(points, out, n)]
+        line = [t.view(-1, 1, 1) * m[-1] + (1 - t.view(-1, 1, 1)) * m[0] for m in along]
+        for filters, out in ((line, direct), (along, interpolated)):
             logits = predict(spec, filters, data.images, precision=precision)
             out.append((logits.argmax(-1) == data.labels).float().mean(-1).cpu())
     return {"t": t.cpu(), "direct": torch.stack(direct), "interpolated": torch.stack(interpolated)}

@@ -101,6 +101,27 @@ class CouplingFlow(nn.Module):
         return z
 
 
+@dataclass
+class LayerNoise:
+    """The random inputs of one MNF layer's sampled weights: q0's standard-normal noise
+    (n, zdim), the flow's Bernoulli masks (one (n, zdim) per step) and the standard-normal
+    weight and bias noise in filter-matrix layout (n, out, fan_in + 1)."""
+
+    base: Tensor
+    masks: list[Tensor]
+    weights: Tensor
+
+    def mix(self, other: LayerNoise, t: Tensor) -> LayerNoise:
+        """Noise of the interpolated path, t·self + (1−t)·other for each t (points,); the
+        Gaussian parts are mixed, the masks are this draw's (a path keeps one flow)."""
+        def line(a: Tensor, b: Tensor) -> Tensor:
+            w = t.to(a).view(-1, *[1] * (a.dim() - 1))
+            return w * a + (1 - w) * b
+        return LayerNoise(line(self.base, other.base),
+                          [m.expand(len(t), -1) for m in self.masks],
+                          line(self.weights, other.weights))
+
+
 class MNFLayer(nn.Module):
     """One conv or dense layer of the target with an MNF posterior over its weights."""
 
@@ -188,17 +209,36 @@ class MNFLayer(nn.Module):
             var = F.linear(x.square(), var_w, var_b)
         return mean + var.clamp_min(1e-16).sqrt() * torch.randn_like(mean)
 
+    # ---- explicit networks ---------------------------------------------------------------
     @torch.no_grad()
+    def draw_noise(self, n: int, generator: torch.Generator | None = None) -> LayerNoise:
+        """Everything random about n sampled weight sets of this layer."""
+        device = self.q0_mean.device
+        base = torch.randn(n, self.zdim, generator=generator).to(device)
+        masks = self.flow_q.draw_masks(n, generator, device)
+        weights = torch.stack([torch.cat([  # per network: weight noise, then bias noise
+            torch.randn(self.mu_w.shape, generator=generator).flatten(1),
+            torch.randn(self.layer.out_size, generator=generator).unsqueeze(1)], 1)
+            for _ in range(n)]).to(device)  # (n, out, fan_in + 1)
+        return LayerNoise(base, masks, weights)
+
+    @torch.no_grad()
+    def filters_from_noise(self, noise: LayerNoise) -> Tensor:
+        """The weight sets a noise draw stands for, as filter matrices (n, out, fan_in + 1):
+        z = flow(q0 mean + q0 std ⊙ base), then W = z-scaled means + std ⊙ weight noise."""
+        z, _ = self.flow_q(self.q0_mean + (0.5 * self.q0_log_var).exp() * noise.base,
+                           noise.masks)  # (n, zdim)
+        mean = torch.cat([self.mu_w.flatten(1), self.mu_b.unsqueeze(1)], 1)  # (out, fan_in + 1)
+        std = torch.cat([self.std_w().flatten(1), self.std_b().unsqueeze(1)], 1)
+        if self.conv:  # z scales whole output filters, bias included
+            mean = mean * z.unsqueeze(2)
+        else:  # z scales input columns, not the bias
+            mean = mean * torch.cat([z, z.new_ones(z.shape[0], 1)], 1).unsqueeze(1)
+        return mean + std * noise.weights
+
     def sample_filters(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n explicit weight sets as filter matrices (n, out, fan_in + 1)."""
-        z, _ = self.sample_z(n, generator)
-        rows = []
-        for zi in z:
-            mean_w, mean_b = self._scale_rows(zi)
-            w = mean_w + self.std_w() * torch.randn(mean_w.shape, generator=generator).to(zi)
-            b = mean_b + self.std_b() * torch.randn(mean_b.shape, generator=generator).to(zi)
-            rows.append(torch.cat([w.reshape(self.layer.out_size, -1), b.unsqueeze(1)], 1))
-        return torch.stack(rows)
+        return self.filters_from_noise(self.draw_noise(n, generator))
 
 
 class MNFG(nn.Module):
@@ -226,10 +266,20 @@ class MNFG(nn.Module):
     def kl_bound(self) -> Tensor:
         return sum(layer.kl_bound() for layer in self.layers)
 
-    @torch.no_grad()
     def sample_filters(self, n: int, generator: torch.Generator | None = None) -> list[Tensor]:
         """n explicit networks, each layer's z drawn through its own flow."""
         return [layer.sample_filters(n, generator) for layer in self.layers]
+
+    def interpolated_path(self, t: Tensor, generator: torch.Generator | None = None
+                          ) -> list[Tensor]:
+        """Networks along the interpolated path between two fresh samples (Fig. 5): each
+        layer's Gaussian noise is t·ε1 + (1−t)·ε2, its flow masks those of the first sample, so
+        t = 1 and t = 0 are two ordinary MNFG samples. Filter matrices (points, out, fan_in+1)."""
+        path = []
+        for layer in self.layers:
+            one, two = layer.draw_noise(1, generator), layer.draw_noise(1, generator)
+            path.append(layer.filters_from_noise(one.mix(two, t)))
+        return path
 
 
 def train_mnfg(config, run_dir, device: torch.device, data=None, data_dir: str | None = None,
