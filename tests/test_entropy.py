@@ -56,6 +56,19 @@ def test_duplicates_give_finite_values_and_gradients(metric):
     assert torch.isfinite(grad).all()
 
 
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+def test_distances_and_gradients_equal_the_minimum_over_all_pairs(metric):
+    x = torch.randn(32, 500, dtype=torch.float64, requires_grad=True)
+    dist = torch.cdist(x, x, p=1.0 if metric == "l1" else 2.0)
+    brute = dist.masked_fill(torch.eye(32, dtype=torch.bool), math.inf).min(1).values
+    fast = nearest_neighbour_distances(x, metric)
+    torch.testing.assert_close(fast, brute)
+    weights = torch.rand(32, dtype=torch.float64)
+    (expected,) = torch.autograd.grad((weights * brute.log()).sum(), x)
+    (got,) = torch.autograd.grad((weights * fast.log()).sum(), x)
+    torch.testing.assert_close(got, expected)
+
+
 def test_entropy_grows_with_spread():
     x = torch.randn(64, 10)
     assert kl_entropy(2 * x, "l1").item() > kl_entropy(x, "l1").item()

@@ -296,7 +296,9 @@ def _single_forward(spec: TargetSpec, filters: Sequence[Tensor], x: Tensor,
     for layer, mat in zip(spec.layers[start:], filters):
         weight, bias = mat[:, :-1], mat[:, -1]
         if layer.kind == "conv":
-            weight = weight.reshape(layer.weight_shape)
+            # channels-last weights make oneDNN write channels-last outputs, whose max-pool is
+            # ~10x faster on CPU than NCHW's (the training step: 0.29 -> 0.20 s on 1 thread)
+            weight = weight.reshape(layer.weight_shape).contiguous(memory_format=torch.channels_last)
             if layer.pool > 1 and layer.fan_in <= SMALL_FAN_IN and not torch.is_grad_enabled():
                 h = _pooled_conv(h, weight, bias, layer)
             else:
