@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, train the quick preset (about 12 minutes on 2 CPU cores), sample 200 networks and
+# Set up, train the quick preset (about 7 minutes on 2 CPU cores), sample 200 networks and
 # report their test accuracy and ensembles. Usage: bash scripts/run_main.sh [CONFIG]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
