@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from weightgen.checkpoint import list_checkpoints, load_checkpoint
 from weightgen.config import ObjectiveConfig
-from weightgen.distributed import Context, gather_shards, split
+from weightgen.distributed import Context, gather_shards, split, teardown
 from weightgen.hypernet import HyperNetwork
 from weightgen.objective import objective
 from weightgen.targets import mnist_cnn
@@ -55,7 +55,7 @@ def _worker(rank, world, init_file, out_file):
         torch.save({"value": terms.value, "entropy": terms.entropy,
                     "cross_entropy": terms.cross_entropy, "grads": grads, "buffers": buffers},
                    out_file)
-    dist.destroy_process_group()
+    teardown()  # barrier first: rank 1 must not close gloo while rank 0 is still saving
 
 
 def test_sharded_loss_and_gradients_equal_single_process(tmp_path):

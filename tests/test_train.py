@@ -181,8 +181,10 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(mnist_dir, tmp_path):
     import subprocess
     config_path = _write_config(tmp_path, steps=100000, checkpoint_every=1000,
                                 validate_every=1000)
+    # SIGINT's default action even where the suite runs in a background job (which ignores it)
     process = subprocess.Popen(_command(config_path, tmp_path / "run", mnist_dir),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for(tmp_path / "run" / "metrics.jsonl", process)  # training steps are running
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)

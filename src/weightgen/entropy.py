@@ -27,7 +27,7 @@ def nearest_neighbour_distances(samples: Tensor, metric: Metric = "l1") -> Tenso
         dist = torch.cdist(samples, samples, p=1.0 if metric == "l1" else 2.0,
                            compute_mode="donot_use_mm_for_euclid_dist")
         nearest = dist.fill_diagonal_(float("inf")).argmin(dim=1)  # (N,)
-    difference = samples - samples[nearest]  # (N, D)
+    difference = samples - samples.index_select(0, nearest)  # (N, D); deterministic backward
     return difference.abs().sum(1) if metric == "l1" else torch.linalg.vector_norm(difference,
                                                                                    dim=1)
 
