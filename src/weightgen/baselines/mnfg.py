@@ -161,10 +161,12 @@ class MNFLayer(nn.Module):
         return self.flow_q(z0, masks)
 
     def _scale_rows(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean weights and biases of q(W | z) for one z (zdim,)."""
+        """Mean weights and biases of q(W | z) for z (..., zdim): (..., *weight_shape) and
+        (..., out)."""
         if self.conv:  # z scales whole output filters, bias included
-            return self.mu_w * z.view(-1, 1, 1, 1), self.mu_b * z
-        return self.mu_w * z.view(1, -1), self.mu_b  # z scales input columns
+            return self.mu_w * z[..., None, None, None], self.mu_b * z
+        # z scales input columns, not the bias
+        return self.mu_w * z.unsqueeze(-2), self.mu_b.expand(*z.shape[:-1], -1)
 
     def gaussian_kl(self, z: Tensor) -> Tensor:
         """KL(q(W | z) || N(0, I)) over weights and biases, in closed form."""
@@ -228,12 +230,9 @@ class MNFLayer(nn.Module):
         z = flow(q0 mean + q0 std ⊙ base), then W = z-scaled means + std ⊙ weight noise."""
         z, _ = self.flow_q(self.q0_mean + (0.5 * self.q0_log_var).exp() * noise.base,
                            noise.masks)  # (n, zdim)
-        mean = torch.cat([self.mu_w.flatten(1), self.mu_b.unsqueeze(1)], 1)  # (out, fan_in + 1)
+        mean_w, mean_b = self._scale_rows(z)  # (n, *weight_shape), (n, out)
+        mean = torch.cat([mean_w.flatten(2), mean_b.unsqueeze(2)], 2)  # (n, out, fan_in + 1)
         std = torch.cat([self.std_w().flatten(1), self.std_b().unsqueeze(1)], 1)
-        if self.conv:  # z scales whole output filters, bias included
-            mean = mean * z.unsqueeze(2)
-        else:  # z scales input columns, not the bias
-            mean = mean * torch.cat([z, z.new_ones(z.shape[0], 1)], 1).unsqueeze(1)
         return mean + std * noise.weights
 
     def sample_filters(self, n: int, generator: torch.Generator | None = None) -> Tensor:
