@@ -49,3 +49,49 @@ def test_objective_backpropagates_to_every_parameter():
     for name, p in g.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+def test_function_entropy_term_is_beta_times_entropy_of_probabilities_on_shared_images():
+    g, z, images, labels = setup(k=5)
+    shared = torch.rand(3, 1, 28, 28)
+    base = objective(g, z, images, labels, ObjectiveConfig())
+    cfg = ObjectiveConfig(function_weight=2.5, function_images=3)
+    terms = objective(g, z, images, labels, cfg, shared_images=shared)
+    fixed = gauge_fix(g.spec, g(z))
+    probs = forward(g.spec, fixed, shared).softmax(-1)  # (K, M, classes)
+    h_f = kl_entropy(probs.flatten(1), "l1", dim=300)
+    torch.testing.assert_close(terms.function_entropy, h_f.detach(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(terms.loss, base.loss - 2.5 * h_f, rtol=1e-5, atol=1e-2)
+
+
+def test_function_entropy_does_not_depend_on_the_gauge():
+    """Scaling and logit-shift symmetries leave the networks' functions, hence the term, alone."""
+    g, z, images, labels = setup(k=5)
+    shared = torch.rand(4, 1, 28, 28)
+    exact = objective(g, z, images, labels, ObjectiveConfig(function_weight=1.0, function_images=4),
+                      shared_images=shared)
+    raw = objective(g, z, images, labels,
+                    ObjectiveConfig(gauge="none", function_weight=1.0, function_images=4),
+                    shared_images=shared)
+    torch.testing.assert_close(exact.function_entropy, raw.function_entropy, rtol=1e-4, atol=1e-3)
+    # the weight entropy, in contrast, sees the gauge
+    assert abs(exact.entropy - raw.entropy) > 1.0
+
+
+def test_function_and_canonical_terms_give_finite_gradients_to_every_parameter():
+    g, z, images, labels = setup()
+    cfg = ObjectiveConfig(function_weight=1.0, function_images=4, canonical_permutation=True)
+    objective(g, z, images, labels, cfg, shared_images=images[0, :4]).loss.backward()
+    for name, p in g.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_function_term_without_shared_images_is_a_clear_error():
+    g, z, images, labels = setup()
+    try:
+        objective(g, z, images, labels, ObjectiveConfig(function_weight=1.0))
+    except ValueError as err:
+        assert "shared_images" in str(err)
+    else:
+        raise AssertionError("no error")

@@ -135,3 +135,32 @@ def test_gauge_is_finite_and_idempotent_for_any_weights(theta):
     again = gauge_fix(SMALL, fixed)
     for a, b in zip(again, fixed):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_per_network_permutations_match_one_network_at_a_time():
+    spec = mnist_cnn()
+    filters = [torch.randn(3, layer.out_size, layer.filter_size) for layer in spec.layers]
+    orders = torch.stack([torch.randperm(32) for _ in range(3)])  # (K, out)
+    together = permute_filters(spec, filters, 0, orders)
+    for k in range(3):
+        alone = permute_filters(spec, [f[k:k + 1] for f in filters], 0, orders[k])
+        for a, b in zip(together, alone):
+            torch.testing.assert_close(a[k:k + 1], b, rtol=0, atol=0)
+
+
+def test_canonical_order_is_invariant_to_filter_permutations_and_keeps_the_function():
+    from weightgen.symmetry import canonical_order
+    from weightgen.targets import forward
+    spec = mnist_cnn()
+    filters = gauge_fix(spec, [torch.randn(4, layer.out_size, layer.filter_size)
+                               for layer in spec.layers])
+    moved = filters
+    for index in range(len(spec.layers) - 1):
+        orders = torch.stack([torch.randperm(spec.layers[index].out_size) for _ in range(4)])
+        moved = permute_filters(spec, moved, index, orders)
+    assert not torch.equal(moved[1], filters[1])
+    for a, b in zip(canonical_order(spec, moved), canonical_order(spec, filters)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    x = torch.rand(5, 1, 28, 28)
+    torch.testing.assert_close(forward(spec, canonical_order(spec, filters), x),
+                               forward(spec, filters, x), rtol=1e-4, atol=1e-4)

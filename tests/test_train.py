@@ -217,3 +217,48 @@ def test_unwritable_run_folder_is_a_clean_error(mnist, tmp_path):
     with pytest.raises(WeightgenError, match="cannot create run folder"):
         train(config_from_dict(tiny_config_dict()), blocker / "run", device="cpu",
               progress=False, data=mnist)
+
+
+def test_function_space_and_canonical_terms_train_and_log(mnist, tmp_path):
+    data = tiny_config_dict(steps=60, validate_every=100, checkpoint_every=100)
+    data["objective"] = {"lambda": 100.0, "function_weight": 1.0, "function_images": 4,
+                         "canonical_permutation": True}
+    train(config_from_dict(data), tmp_path / "run", device="cpu", progress=False, data=mnist)
+    records = [r for r in read_log(tmp_path / "run") if r["kind"] == "train"]
+    assert all(torch.isfinite(torch.tensor(r["function_entropy"])) for r in records)
+    # the term is maximised: the networks' outputs on the shared images move apart
+    assert records[-1]["function_entropy"] > records[0]["function_entropy"] + 0.3
+
+
+def test_a_run_folder_from_before_new_config_keys_resumes(mnist, tmp_path):
+    import yaml
+    config = config_from_dict(tiny_config_dict(steps=3))
+    train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
+    path = tmp_path / "run" / "config.yaml"
+    saved = yaml.safe_load(path.read_text())
+    for key in ("function_weight", "function_images", "canonical_permutation"):
+        del saved["objective"][key]  # as written by earlier versions
+    path.write_text(yaml.safe_dump(saved))
+    longer = config_from_dict(tiny_config_dict(steps=6))
+    assert train(longer, tmp_path / "run", device="cpu", progress=False, data=mnist)["step"] == 6
+
+
+def test_batch_statistics_sampling_uses_each_batch_and_leaves_running_statistics(mnist, tmp_path):
+    from weightgen.train import generate
+    config = config_from_dict(tiny_config_dict(steps=3))
+    train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
+    _, g, _ = load_run(tmp_path / "run", "cpu")
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    z = g.sample_noise(401, torch.Generator().manual_seed(0))
+    running = generate(g, z)
+    batch = generate(g, z, batch_norm="batch")
+    assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())
+    assert not g.training
+    assert not torch.allclose(running[0], batch[0])
+    # batches of 200; the trailing single network joins the batch before it
+    alone = generate(g, z[:200], batch_norm="batch")
+    torch.testing.assert_close(batch[0][:200], alone[0], rtol=0, atol=0)
+    tail = generate(g, z[200:], batch_norm="batch")
+    torch.testing.assert_close(batch[1][200:], tail[1], rtol=0, atol=0)
+    with pytest.raises(WeightgenError, match="batch norm mode"):
+        generate(g, z, batch_norm="train")

@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
     p.add_argument("--raw", action="store_true",
                    help="export G(z) as generated instead of gauge-fixed S(G(z))")
+    _add_batch_norm(p)
 
     p = sub.add_parser("evaluate", parents=[common], help="accuracy of generated networks and "
                        "of their ensembles")
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
     p.add_argument("--json", dest="json_out", help="write all metrics to this JSON file")
     _add_precision(p)
+    _add_batch_norm(p)
 
     p = sub.add_parser("report", parents=[common], help="every experiment and figure of the "
                        "paper for a run (and others to compare) in one report")
@@ -197,7 +199,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
+def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool,
+            batch_norm: str = "running"):
     """Sample n networks from a run; under torchrun each rank generates its share and every
     rank receives all of them."""
     from . import distributed
@@ -206,6 +209,9 @@ def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
 
     ctx = distributed.setup(resolve_device(device))
     dev = distributed.local_device(resolve_device(device), ctx)
+    if batch_norm != "running" and run_method(run_dir) in ("direct", "mnfg"):
+        raise WeightgenError(f"--batch-norm {batch_norm}: {run_dir} is a "
+                             f"{run_method(run_dir)} run, which has no batch norm")
     if run_method(run_dir) == "direct":
         from .baselines.direct import load_direct
         from .symmetry import gauge_fix
@@ -224,7 +230,8 @@ def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool):
     config, hypernet, step = load_run(run_dir, str(dev))
     z = hypernet.sample_noise(n, seeded_generator(seed, "sample"))
     mine = distributed.split(n, ctx)
-    filters = generate(hypernet, z[mine], gauge=gauge) if mine.stop > mine.start else \
+    filters = generate(hypernet, z[mine], gauge=gauge, batch_norm=batch_norm) \
+        if mine.stop > mine.start else \
         [z.new_zeros((0, layer.out_size, layer.filter_size)) for layer in hypernet.spec.layers]
     filters = [distributed.gather_shards(f, n, ctx) for f in filters]
     return ctx, config, hypernet.spec, step, z, filters
@@ -236,7 +243,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if not args.output.endswith(".safetensors"):
         raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
     ctx, config, spec, step, z, filters = _sample(args.run_dir, args.num, args.seed,
-                                                  args.device, gauge=not args.raw)
+                                                  args.device, gauge=not args.raw,
+                                                  batch_norm=args.batch_norm)
     if ctx.is_main:
         save_networks(args.output, spec, filters, z,
                       extra={"source": "weightgen hypernetwork", "run": config.name,
@@ -256,7 +264,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     source = Path(args.source)
     if source.is_dir():
         ctx, _, spec, step, _, filters = _sample(args.source, args.num, args.seed,
-                                                 args.device, gauge=True)
+                                                 args.device, gauge=True,
+                                                 batch_norm=args.batch_norm)
         origin = f"{source} step {step}"
     else:
         networks = load_networks(source)
@@ -288,6 +297,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate,
             "report": _cmd_report, "bench": _cmd_bench}
+
+
+def _add_batch_norm(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-norm", choices=["running", "batch"], default="running",
+                   help="hypernetwork batch norm when sampling: running statistics (default; "
+                        "each network independent of the others) or the statistics of each "
+                        "batch of 200 noise vectors, as the paper's original code")
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:

@@ -51,12 +51,19 @@ class ObjectiveConfig:
     gamma: float = 0.0
     entropy_metric: Literal["l1", "l2"] = "l1"
     entropy_dim: int | None = None  # d of eq. 14; None: the dimension of z
+    # beyond the paper: the weight entropy of permutation-canonical weights (filters sorted)
+    canonical_permutation: bool = False
+    # beyond the paper: + β·Ĥ of the networks' class probabilities on shared training images
+    function_weight: float = 0.0  # β; 0 switches the term off
+    function_images: int = 16  # shared images per step (at most train.images_per_network)
 
     def __post_init__(self) -> None:
         _require(self.lam > 0, "objective.lambda", "must be > 0")
         _require(self.gamma >= 0, "objective.gamma", "must be >= 0")
         _require(self.entropy_dim is None or self.entropy_dim > 0, "objective.entropy_dim",
                  "must be > 0")
+        _require(self.function_weight >= 0, "objective.function_weight", "must be >= 0")
+        _require(self.function_images >= 1, "objective.function_images", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,10 @@ def config_from_dict(data: dict) -> Config:
     spec = config.target.build()  # validates the spec
     _require(len(config.hypernet.generator_hidden) == len(spec.layers),
              "hypernet.generator_hidden", f"needs one entry per target layer ({len(spec.layers)})")
+    _require(config.objective.function_weight == 0
+             or config.objective.function_images <= config.train.images_per_network,
+             "objective.function_images", "must be <= train.images_per_network "
+             f"({config.train.images_per_network})")
     return config
 
 

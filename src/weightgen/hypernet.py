@@ -9,8 +9,9 @@ on hidden layers (implementation notes).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -141,3 +142,21 @@ class HyperNetwork(nn.Module):
         mlp = sum(p.numel() for name, p in self.named_parameters() if "linears" in name)
         norm = sum(p.numel() for name, p in self.named_parameters() if "norms" in name)
         return {"mlp": mlp, "batch_norm": norm, "total": mlp + norm}
+
+
+@contextmanager
+def batch_statistics(module: nn.Module) -> Iterator[None]:
+    """Within the block, batch norm normalises with the statistics of each batch it is given
+    (training mode), as the paper's original code samples networks; the running statistics
+    are left as they were."""
+    norms = [m for m in module.modules() if isinstance(m, nn.BatchNorm1d)]
+    saved = [{name: buf.clone() for name, buf in m.named_buffers()} for m in norms]
+    was_training = module.training
+    module.train()
+    try:
+        yield
+    finally:
+        for norm, buffers in zip(norms, saved):
+            for name, value in buffers.items():
+                getattr(norm, name).copy_(value)
+        module.train(was_training)

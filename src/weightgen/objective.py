@@ -13,7 +13,7 @@ from .config import ObjectiveConfig
 from .distributed import gather_rows, is_distributed, mean_over_ranks
 from .entropy import kl_entropy
 from .hypernet import HyperNetwork
-from .symmetry import gauge_fix, gauge_penalty
+from .symmetry import canonical_order, gauge_fix, gauge_penalty
 from .targets import ConvImpl, forward
 
 
@@ -32,16 +32,24 @@ class ObjectiveTerms:
     entropy: Tensor
     gauge_penalty: Tensor
     accuracy: Tensor
+    function_entropy: Tensor
 
 
 def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tensor, labels: Tensor,
-              cfg: ObjectiveConfig, conv_impl: ConvImpl | None = None) -> ObjectiveTerms:
+              cfg: ObjectiveConfig, conv_impl: ConvImpl | None = None,
+              shared_images: Tensor | None = None) -> ObjectiveTerms:
     """λ·CE(T(x; G(z))) − Ĥ(S(G(z))) (eq. 11 with eqs. 12–14), or with cfg.gauge == "soft"
     λ·CE + γ·𝒢(G(z)) − Ĥ(G(z)) (eq. 10).
 
     z: (K, noise_dim); images: (K, B, C, H, W), network k's own images; labels: (K, B).
     CE is the mean over all K·B (network, image) pairs. The target is evaluated on the
     gauge-fixed weights, which compute the same function.
+
+    Beyond the paper: with ``cfg.canonical_permutation`` the weight entropy is taken of
+    permutation-canonical weights (:func:`canonical_order`); with ``cfg.function_weight`` β > 0
+    the loss subtracts β·Ĥ_f, the entropy estimate of the networks' class probabilities on
+    ``shared_images`` (M, C, H, W), the same images for every network (and every rank), which
+    is invariant to every symmetry of the weights.
     """
     generator = getattr(hypernet, "module", hypernet)  # unwrap DistributedDataParallel
     spec = generator.spec
@@ -50,17 +58,26 @@ def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tenso
         filters = gauge_fix(spec, filters)
     logits = forward(spec, filters, images, conv_impl)  # (K, B, classes)
     ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
+    d = cfg.entropy_dim or generator.cfg.noise_dim
+    diverse = canonical_order(spec, filters) if cfg.canonical_permutation else filters
     # the entropy needs nearest neighbours over the global batch: every rank's weights, with
     # the gradient flowing through this rank's own rows
-    entropy = kl_entropy(gather_rows(spec.flatten(filters)), cfg.entropy_metric,
-                         cfg.entropy_dim or generator.cfg.noise_dim)
+    entropy = kl_entropy(gather_rows(spec.flatten(diverse)), cfg.entropy_metric, d)
+    function_entropy = ce.new_zeros(())
+    if cfg.function_weight > 0:
+        if shared_images is None:
+            raise ValueError("objective.function_weight > 0 needs shared_images")
+        probs = forward(spec, filters, shared_images, conv_impl).softmax(-1)  # (K, M, classes)
+        function_entropy = kl_entropy(gather_rows(probs.flatten(1)), cfg.entropy_metric, d)
     penalty = gauge_penalty(spec, filters).mean() if cfg.gauge == "soft" else ce.new_zeros(())
     # DDP averages gradients over W ranks: the per-rank means of CE and 𝒢 average to the
     # global means, while Ĥ's gradient is a sum over ranks' rows, hence the factor W
     world = torch.distributed.get_world_size() if is_distributed() else 1
-    loss = cfg.lam * ce + cfg.gamma * penalty - world * entropy
+    diversity = entropy + cfg.function_weight * function_entropy
+    loss = cfg.lam * ce + cfg.gamma * penalty - world * diversity
     with torch.no_grad():
         accuracy = mean_over_ranks((logits.argmax(-1) == labels).float().mean())
         ce_all, penalty_all = mean_over_ranks(ce), mean_over_ranks(penalty)
-        value = cfg.lam * ce_all + cfg.gamma * penalty_all - entropy
-    return ObjectiveTerms(loss, value.detach(), ce_all, entropy.detach(), penalty_all, accuracy)
+        value = cfg.lam * ce_all + cfg.gamma * penalty_all - diversity
+    return ObjectiveTerms(loss, value.detach(), ce_all, entropy.detach(), penalty_all, accuracy,
+                          function_entropy.detach())

@@ -97,15 +97,37 @@ def shift_logits(filters: Sequence[Tensor], shift: Tensor | float) -> list[Tenso
 
 def permute_filters(spec: TargetSpec, filters: Sequence[Tensor], index: int,
                     permutation: Tensor) -> list[Tensor]:
-    """Reorder the filters of layer ``index`` and the matching input channels of the next."""
+    """Reorder the filters of layer ``index`` and the matching input channels of the next.
+
+    permutation: (out,) for every network alike, or (K, out), one order per network.
+    """
     if index >= len(spec.layers) - 1:
         raise ValueError("permuting the last layer's neurons changes the class order")
     out = list(filters)
-    out[index] = out[index][:, permutation]
+    k, filters_l, n_l = out[index].shape
+    order = permutation.expand(k, filters_l)  # (K, out)
+    out[index] = out[index].gather(1, order.unsqueeze(-1).expand(k, filters_l, n_l))
     nxt = out[index + 1]
-    k, rows, n = nxt.shape
-    channels = out[index].shape[1]
-    weight = nxt[..., :-1].reshape(k, rows, channels, spec.channel_block(index + 1))
-    weight = weight[:, :, permutation].reshape(k, rows, n - 1)
-    out[index + 1] = torch.cat([weight, nxt[..., -1:]], dim=-1)
+    rows, n = nxt.shape[1:]
+    block = spec.channel_block(index + 1)
+    weight = nxt[..., :-1].reshape(k, rows, filters_l, block)
+    weight = weight.gather(2, order[:, None, :, None].expand(k, rows, filters_l, block))
+    out[index + 1] = torch.cat([weight.reshape(k, rows, n - 1), nxt[..., -1:]], dim=-1)
+    return out
+
+
+def canonical_order(spec: TargetSpec, filters: Sequence[Tensor]) -> list[Tensor]:
+    """A representative of θ's permutation class: in every layer but the last, the filters
+    sorted by the sum of their entries (weights and bias), the next layer's input channels
+    permuted to match, layer by layer from the first.
+
+    Permuted copies of one network map to the same point (ties aside), so an entropy of
+    canonical weights does not count them as diverse. Apply after :func:`gauge_fix`. The order
+    is chosen without gradient; the result is differentiable in θ wherever the order is strict.
+    """
+    out = list(filters)
+    for index in range(len(out) - 1):
+        with torch.no_grad():
+            order = out[index].sum(dim=-1).argsort(dim=1)  # (K, out)
+        out = permute_filters(spec, out, index, order)
     return out

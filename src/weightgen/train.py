@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 import yaml
@@ -25,7 +25,7 @@ from .entropy import kl_entropy
 from .errors import WeightgenError
 from .evaluate import ensemble_metrics, predict
 from .fileio import MetricsLog
-from .hypernet import HyperNetwork
+from .hypernet import HyperNetwork, batch_statistics
 from .objective import objective
 from .rng import seeded_generator
 from .symmetry import gauge_fix
@@ -50,10 +50,35 @@ def build_hypernet(config: Config, device: torch.device | str = "cpu") -> HyperN
     return HyperNetwork(config.target.build(), config.hypernet).to(device)
 
 
+BatchNormMode = Literal["running", "batch"]
+BATCH_NORM_MODES = ("running", "batch")
+BATCH_NORM_BATCH = 200  # networks per batch-norm batch in "batch" mode (the paper's ensembles)
+
+
 @torch.no_grad()
 def generate(hypernet: HyperNetwork, z: torch.Tensor, gauge: bool = True,
-             chunk: int = 1000) -> list[torch.Tensor]:
-    """Filter matrices of the networks G(z) (optionally gauge-fixed), in eval mode."""
+             chunk: int = 1000, batch_norm: BatchNormMode = "running") -> list[torch.Tensor]:
+    """Filter matrices of the networks G(z) (optionally gauge-fixed).
+
+    ``batch_norm``: "running" normalises with the running statistics (eval mode, each network
+    independent of the others); "batch" with the statistics of each batch of
+    ``BATCH_NORM_BATCH`` noise vectors, as the original code samples (a trailing batch of one
+    joins the one before it).
+    """
+    if batch_norm not in BATCH_NORM_MODES:
+        raise WeightgenError(f"batch norm mode must be one of {list(BATCH_NORM_MODES)}, "
+                             f"got {batch_norm!r}")
+    if batch_norm == "batch":
+        bounds = list(range(0, z.shape[0], BATCH_NORM_BATCH))[1:] + [z.shape[0]]
+        if len(bounds) > 1 and bounds[-1] - bounds[-2] < 2:
+            bounds.pop(-2)
+        parts, lo = [], 0
+        with batch_statistics(hypernet):
+            for hi in bounds:
+                filters = hypernet(z[lo:hi])
+                parts.append(gauge_fix(hypernet.spec, filters) if gauge else filters)
+                lo = hi
+        return [torch.cat(layer) for layer in zip(*parts)]
     was_training = hypernet.training
     hypernet.eval()
     parts = []
@@ -81,6 +106,10 @@ def validate(hypernet: HyperNetwork, split: Split, config: Config) -> dict[str, 
 
 
 def _check_compatible(saved: dict, new: dict) -> None:
+    try:  # keys added to the config since the folder was made take their defaults
+        saved = config_from_dict(saved).to_dict()
+    except WeightgenError:
+        pass  # compared as written; the first difference is reported below
     for section, values in new.items():
         if isinstance(values, dict):
             for key, value in values.items():
@@ -194,10 +223,15 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
                 group["lr"] = tc.lr * tc.lr_decay ** step
             z = hypernet.sample_noise(tc.noise_samples,
                                       seeded_generator(config.seed, "noise", step))[mine]
-            idx = training_batch_indices(step, tc.noise_samples, tc.images_per_network,
-                                         len(train_split), config.seed)[mine].to(dev)
+            batch = training_batch_indices(step, tc.noise_samples, tc.images_per_network,
+                                           len(train_split), config.seed)
+            idx = batch[mine].to(dev)
+            # the function-space term's shared images: the global batch's first network's
+            # first images, the same on every rank
+            shared = train_split.images[batch[0, :config.objective.function_images].to(dev)] \
+                if config.objective.function_weight > 0 else None
             terms = objective(model, z, train_split.images[idx], train_split.labels[idx],
-                              config.objective)
+                              config.objective, shared_images=shared)
             descend(optimizer, terms.loss, step, value=terms.value)
             step += 1
             bar.update(1)
@@ -209,6 +243,8 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
                           "gauge_penalty": terms.gauge_penalty.item(),
                           "lr": optimizer.param_groups[0]["lr"],
                           "steps_per_s": (step - started_step) / max(elapsed, 1e-9)}
+                if config.objective.function_weight > 0:
+                    record["function_entropy"] = terms.function_entropy.item()
                 log.write(record)
                 bar.set_postfix(loss=f"{record['loss']:.1f}", acc=f"{record['accuracy']:.3f}",
                                 H=f"{record['entropy']:.0f}")
