@@ -119,3 +119,238 @@ def test_random_command_lines_fail_cleanly(tmp_path_factory, argv):
     assert "Traceback" not in err.getvalue()
     if code == 2:
         assert err.getvalue().count("\n") == 1
+
+
+# ---- user mistakes found by trying the command as a hostile user (issue 13) -------------------
+
+@pytest.fixture
+def tiny_run(tiny_yaml, tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(tiny_yaml), "--out", str(run), "--data-dir",
+                 str(mnist_dir), "--device", "cpu", "--no-progress"]) == 0
+    return run
+
+
+def _one_line_error(capsys, fragment):
+    err = capsys.readouterr().err
+    assert fragment in err, err
+    assert err.count("\n") == 1 and err.startswith("weightgen: error:"), err
+
+
+def test_outputs_are_never_overwritten_silently(tiny_run, tmp_path, mnist_dir, capsys):
+    nets = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "3", "-o", str(nets)]) == 0
+    before = nets.read_bytes()
+    capsys.readouterr()
+    assert main(["sample", str(tiny_run), "-n", "4", "-o", str(nets)]) == 2
+    _one_line_error(capsys, "exists; pass --force")
+    assert nets.read_bytes() == before
+    assert main(["sample", str(tiny_run), "-n", "4", "-o", str(nets), "--force"]) == 0
+    assert load_file(str(nets))["z"].shape[0] == 4
+    assert main(["evaluate", str(nets), "--json", str(nets), "--force"]) == 2
+    _one_line_error(capsys, "is an input of this command")
+    assert load_file(str(nets))["z"].shape[0] == 4
+    # a --json folder that does not exist is refused before the evaluation starts
+    assert main(["evaluate", str(nets), "--json", str(tmp_path / "no" / "m.json")]) == 2
+    _one_line_error(capsys, "does not exist")
+
+
+def test_sample_files_get_ordinary_permissions(tiny_run, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert main(["sample", str(tiny_run), "-n", "2", "-o", str(tmp_path / "n.safetensors")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "n.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_streamed_sample_is_bit_identical_to_generating_all_at_once(tiny_run, tmp_path):
+    from weightgen.rng import seeded_generator
+    from weightgen.train import generate, load_run
+    out = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "2001", "-o", str(out), "--seed", "4"]) == 0
+    _, g, _ = load_run(tiny_run, "cpu")
+    z = g.sample_noise(2001, seeded_generator(4, "sample"))
+    state = g.spec.to_state_dict(generate(g, z))
+    streamed = load_file(str(out))
+    assert torch.equal(streamed["z"], z)
+    for name, tensor in state.items():
+        assert torch.equal(streamed[name], tensor), name
+
+
+def _sample_peak_memory(run, n, out):
+    """Peak resident memory (bytes) of a `weightgen sample` process writing n networks."""
+    code = ("import resource, sys\nfrom weightgen.cli import main\n"
+            "code = main(sys.argv[1:])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code, "sample", str(run), "-n", str(n),
+                             "-o", str(out)], capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1]) * 1024  # ru_maxrss is in KiB
+
+
+def test_sampling_20000_networks_stays_under_a_memory_cap(tiny_run, tmp_path):
+    """20,000 networks of the paper's CNN are 1.6 GB; sampling them takes about the memory of
+    sampling 1,000 (one chunk), far below the file's size."""
+    out = tmp_path / "many.safetensors"
+    few = _sample_peak_memory(tiny_run, 1000, tmp_path / "few.safetensors")
+    many = _sample_peak_memory(tiny_run, 20000, out)
+    size = out.stat().st_size
+    assert size > 20000 * 20018 * 4
+    assert many < 0.75 * size, (many, size)
+    assert many - few < 0.2 * size, (few, many, size)
+    tensors = load_file(str(out))  # the last network is there
+    assert tensors["fc2.weight"][-1].abs().sum() > 0 and tensors["z"][-1].abs().sum() > 0
+
+
+def test_non_finite_networks_are_counted_and_refused(tiny_run, tmp_path, mnist_dir, capsys):
+    from safetensors.torch import save_file
+    from safetensors import safe_open
+    nets = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "4", "-o", str(nets)]) == 0
+    tensors = load_file(str(nets))
+    with safe_open(str(nets), framework="pt") as f:
+        metadata = f.metadata()
+    tensors["fc1.weight"][1, 0, 0] = float("nan")
+    tensors["conv1.bias"][2, 0] = float("inf")
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata=metadata)
+    capsys.readouterr()
+    assert main(["evaluate", str(bad), "--split", "validation", "--data-dir",
+                 str(mnist_dir)]) == 2
+    _one_line_error(capsys, "2 of 4 networks have non-finite weights")
+    assert main(["evaluate", str(bad), "--split", "validation", "--data-dir", str(mnist_dir),
+                 "--include-non-finite"]) == 0
+    assert "2 of them have non-finite weights" in capsys.readouterr().out
+
+
+def test_sample_refuses_to_write_non_finite_networks(tiny_run, tmp_path, capsys):
+    from weightgen.checkpoint import list_checkpoints
+    newest = list_checkpoints(tiny_run)[-1]
+    payload = torch.load(newest, weights_only=True)
+    name = next(k for k in payload["model"] if k.startswith("generators.1.linears"))
+    payload["model"][name][0, 0] = float("nan")
+    torch.save(payload, newest)
+    out = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "3", "-o", str(out)]) == 2
+    _one_line_error(capsys, "non-finite weights; nothing was written")
+    assert not out.exists() and not list(tmp_path.glob(".nets*"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_networks_files_in_other_float_types_are_read_as_float32(tiny_run, tmp_path, mnist_dir,
+                                                                 dtype):
+    from safetensors.torch import save_file
+    from safetensors import safe_open
+    nets = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "2", "-o", str(nets)]) == 0
+    with safe_open(str(nets), framework="pt") as f:
+        metadata = f.metadata()
+    other = tmp_path / "other.safetensors"
+    save_file({k: v.to(dtype) for k, v in load_file(str(nets)).items()}, str(other),
+              metadata=metadata)
+    assert main(["evaluate", str(other), "--split", "validation", "--data-dir",
+                 str(mnist_dir)]) == 0
+
+
+def test_empty_networks_file_and_oversized_ensemble_are_refused(tiny_run, tmp_path, mnist_dir,
+                                                                capsys):
+    from safetensors.torch import save_file
+    from safetensors import safe_open
+    nets = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "1", "-o", str(nets)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(nets), "--ensemble-size", "5", "--data-dir",
+                 str(mnist_dir)]) == 2
+    _one_line_error(capsys, "--ensemble-size 5 is larger than the 1 networks")
+    assert main(["evaluate", str(nets), "-n", "5"]) == 2
+    _one_line_error(capsys, "a networks file is evaluated whole")
+    with safe_open(str(nets), framework="pt") as f:
+        metadata = f.metadata()
+    empty = tmp_path / "empty.safetensors"
+    save_file({k: v[:0] for k, v in load_file(str(nets)).items()}, str(empty), metadata=metadata)
+    assert main(["evaluate", str(empty)]) == 2
+    _one_line_error(capsys, "holds no networks")
+
+
+def test_spec_that_does_not_fit_the_data_is_refused_before_work(tmp_path, mnist_dir, capsys):
+    from weightgen.exchange import save_networks
+    from weightgen.targets import TargetSpec
+    spec = TargetSpec.from_dict({"input_shape": [1, 28, 28], "layers": [
+        {"name": "fc", "kind": "linear", "in_size": 784, "out_size": 5, "activation": "none"}]})
+    nets = tmp_path / "five.safetensors"
+    save_networks(nets, spec, [torch.zeros(2, 5, 785)])
+    assert main(["evaluate", str(nets), "--data-dir", str(mnist_dir)]) == 2
+    _one_line_error(capsys, "the networks have 5 outputs, the data has 10 classes")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "is empty"),
+    ("train:\n  steps: 3\ntrain:\n  steps: 4\n", "duplicate key 'train' (line 3)"),
+    ("- 1\n- 2\n", "the file must be a mapping"),
+    ("seed: 18446744073709551616\n", "seed must be below 2**63"),
+    ("train:\n  lr: .inf\n", "train.lr must be a finite number"),
+    ("objective:\n  lambda: .nan\n", "objective.lambda must be a finite number"),
+    ("train:\n  images_per_network: 1000000000\n", "needs about"),
+    ("train:\n  noise_samples: 10000000\n", "needs about"),
+    ("target:\n  input_shape: [1, 28, 28]\n  layers:\n  - {name: c, kind: conv, in_size: 1, "
+     "out_size: 2, kernel_size: 3, pool: 0}\n  - {name: f, kind: linear, in_size: 1568, "
+     "out_size: 10, activation: none}\nhypernet:\n  generator_hidden: [[4], [4]]\n",
+     "needs pool >= 1"),
+])
+def test_config_mistakes_are_one_line_errors(tmp_path, capsys, text, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    _one_line_error(capsys, message)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_binary_config_and_huge_values_give_short_messages(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_bytes(bytes(range(256)) * 4)
+    assert main(["train", "--config", str(config)]) == 2
+    _one_line_error(capsys, "is not UTF-8 text")
+    config.write_text("seed: [" + ", ".join(["1"] * 200000) + "]\n")
+    assert main(["train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "seed must be an integer" in err and len(err) < 300
+
+
+def test_run_folder_config_that_is_a_yaml_list_is_a_clean_error(tiny_run, tmp_path, capsys):
+    (tiny_run / "config.yaml").write_text("- 1\n- 2\n")
+    assert main(["sample", str(tiny_run), "-n", "2", "-o", str(tmp_path / "n.safetensors")]) == 2
+    _one_line_error(capsys, "not a weightgen config")
+
+
+def test_huge_seed_on_the_command_line_and_unprefixed_top_level_errors(capsys):
+    assert main(["sample", ".", "-n", "2", "-o", "x.safetensors", "--seed", str(2 ** 64)]) == 2
+    _one_line_error(capsys, "below 2**63")
+    assert main(["--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("weightgen: error: ") and "weightgen: error: weightgen:" not in err
+
+
+def test_full_disk_while_sampling_is_a_clean_error_and_leaves_nothing(tiny_run, tmp_path,
+                                                                      monkeypatch, capsys):
+    import errno
+    from weightgen import exchange
+
+    class FullDisk:
+        def __init__(self, *args):
+            self.file = open(*args)
+
+        def write(self, data):
+            if len(data) > 1000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.file.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    monkeypatch.setattr(exchange, "open", FullDisk, raising=False)
+    out = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "3", "-o", str(out)]) == 2
+    _one_line_error(capsys, "No space left on device")
+    assert not out.exists() and not list(tmp_path.glob(".nets*"))

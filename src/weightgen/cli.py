@@ -6,6 +6,7 @@ Errors a user can cause print one line, ``weightgen: error: ...``, and exit with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,7 +21,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments in one line instead of usage text."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise WeightgenError(f"{self.prog.split()[-1]}: {message}")
+        words = self.prog.split()  # "weightgen" or "weightgen SUBCOMMAND"
+        raise WeightgenError(f"{words[-1]}: {message}" if len(words) > 1 else message)
 
 
 def _at_least(minimum: int):
@@ -32,6 +34,8 @@ def _at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        if value >= 2 ** 63:
+            raise argparse.ArgumentTypeError(f"expected a number below 2**63, got {value}")
         return value
     return parse
 
@@ -66,18 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
     p.add_argument("--raw", action="store_true",
                    help="export G(z) as generated instead of gauge-fixed S(G(z))")
+    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
     _add_batch_norm(p)
 
     p = sub.add_parser("evaluate", parents=[common], help="accuracy of generated networks and "
                        "of their ensembles")
     p.add_argument("source", help="a run folder or a .safetensors networks file")
-    p.add_argument("-n", "--num", type=_positive, default=200,
+    p.add_argument("-n", "--num", type=_positive, default=None,
                    help="networks to sample from a run folder (default 200)")
     p.add_argument("--ensemble-size", type=_positive, default=None,
                    help="split the networks into disjoint ensembles of this size")
     p.add_argument("--split", choices=["test", "validation"], default="test")
     p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
     p.add_argument("--json", dest="json_out", help="write all metrics to this JSON file")
+    p.add_argument("--force", action="store_true", help="replace the --json file if it exists")
+    p.add_argument("--include-non-finite", action="store_true",
+                   help="evaluate networks with NaN or infinite weights instead of refusing")
     _add_precision(p)
     _add_batch_norm(p)
 
@@ -136,7 +144,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .train import resolve_device
 
     out = Path(args.out)
-    from .train import run_method
+    from .runfolder import run_method
 
     if run_method(args.source) == "toy":
         toy_report(Path(args.source), out)
@@ -156,7 +164,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .train import prepare_run_folder, resolve_device, train
 
     config = load_config(args.config)
     if args.seed is not None:
@@ -173,6 +180,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if overrides:
         config = config.replace(train=dataclasses.replace(config.train, **overrides))
     out = Path(args.out or Path("runs") / config.name)
+    if config.method == "hypernetwork":
+        from .memory import require, training_step_bytes
+        require(training_step_bytes(config.target.build(), config.train.noise_samples,
+                                    config.train.images_per_network),
+                f"a training step of {config.train.noise_samples} noise samples x "
+                f"{config.train.images_per_network} images", "lower train.noise_samples or "
+                f"train.images_per_network")
+    from .runfolder import RunLock
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 owns the folder
+    with RunLock(out) if main_process else contextlib.nullcontext():
+        return _train_in(config, out, args)
+
+
+def _train_in(config, out: Path, args: argparse.Namespace) -> int:
+    from .train import prepare_run_folder, resolve_device, train
+
     progress = not args.no_progress
     if config.method == "hypernetwork":
         metrics = train(config, out, device=args.device, data_dir=args.data_dir,
@@ -199,90 +222,181 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sample(run_dir: str, n: int, seed: int, device: str, gauge: bool,
-            batch_norm: str = "running"):
-    """Sample n networks from a run; under torchrun each rank generates its share and every
-    rank receives all of them."""
+SAMPLE_CHUNK = 1000  # networks generated and written at a time (generate's own chunk)
+
+
+def _chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
+    """[lo, hi) of each chunk of n; a trailing chunk of one network joins the one before
+    (batch-norm "batch" mode needs two)."""
+    bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def _hypernet_chunks(hypernet, n: int, seed: int, gauge: bool, batch_norm: str, ctx):
+    """(lo, z, filters) for consecutive chunks of the n networks a hypernetwork run samples
+    with ``seed``: z is drawn chunk by chunk from one generator, the same numbers as one draw
+    of all n. Under torchrun each rank generates its share of a chunk; all receive it."""
     from . import distributed
     from .rng import seeded_generator
-    from .train import generate, load_run, resolve_device, run_method
+    from .train import generate
+
+    noise = seeded_generator(seed, "sample")
+    for lo, hi in _chunk_bounds(n, SAMPLE_CHUNK):
+        z = hypernet.sample_noise(hi - lo, noise)
+        mine = distributed.split(hi - lo, ctx)
+        filters = generate(hypernet, z[mine], gauge=gauge, batch_norm=batch_norm) \
+            if mine.stop > mine.start else \
+            [z.new_zeros((0, layer.out_size, layer.filter_size)) for layer in hypernet.spec.layers]
+        yield lo, z, [distributed.gather_shards(f, hi - lo, ctx) for f in filters]
+
+
+def _open_run(run_dir: str, n: int, seed: int, device: str, gauge: bool, batch_norm: str):
+    """(ctx, config, spec, step, chunks) of a run folder of any method; chunks yields
+    (lo, z or None, filters) for the n networks in order."""
+    from . import distributed
+    from .memory import require
+    from .runfolder import run_method
+    from .symmetry import gauge_fix
+    from .train import load_run, resolve_device
 
     ctx = distributed.setup(resolve_device(device))
     dev = distributed.local_device(resolve_device(device), ctx)
-    if batch_norm != "running" and run_method(run_dir) in ("direct", "mnfg"):
-        raise WeightgenError(f"--batch-norm {batch_norm}: {run_dir} is a "
-                             f"{run_method(run_dir)} run, which has no batch norm")
-    if run_method(run_dir) == "direct":
-        from .baselines.direct import load_direct
-        from .symmetry import gauge_fix
-        config, spec, filters, step = load_direct(Path(run_dir))
-        if n > len(filters[0]):
-            raise WeightgenError(f"{run_dir} holds {len(filters[0])} trained networks, not {n}")
-        filters = [f[:n].to(dev) for f in filters]
-        return ctx, config, spec, step, None, gauge_fix(spec, filters) if gauge else filters
-    if run_method(run_dir) == "mnfg":
-        from .baselines.mnfg import load_mnfg
-        from .symmetry import gauge_fix
-        config, model, step = load_mnfg(Path(run_dir), dev)
-        filters = model.sample_filters(n, seeded_generator(seed, "sample"))
-        return ctx, config, model.spec, step, None, gauge_fix(model.spec, filters) if gauge \
-            else filters
+    method = run_method(run_dir)
+    if batch_norm != "running" and method in ("direct", "mnfg"):
+        raise WeightgenError(f"--batch-norm {batch_norm}: {run_dir} is a {method} run, which "
+                             f"has no batch norm")
+    if method in ("direct", "mnfg"):
+        if method == "direct":
+            from .baselines.direct import load_direct
+            config, spec, filters, step = load_direct(Path(run_dir))
+            if n > len(filters[0]):
+                raise WeightgenError(f"{run_dir} holds {len(filters[0])} trained networks, "
+                                     f"not {n}")
+            filters = [f[:n].to(dev) for f in filters]
+        else:
+            from .baselines.mnfg import load_mnfg
+            from .rng import seeded_generator
+            config, model, step = load_mnfg(Path(run_dir), dev)
+            spec = model.spec
+            require(3 * 4 * n * spec.num_weights, f"sampling {n} MNFG networks at once",
+                    "sample fewer")
+            filters = model.sample_filters(n, seeded_generator(seed, "sample"))
+        filters = gauge_fix(spec, filters) if gauge else filters
+        return ctx, config, spec, step, iter([(0, None, filters)])
     config, hypernet, step = load_run(run_dir, str(dev))
-    z = hypernet.sample_noise(n, seeded_generator(seed, "sample"))
-    mine = distributed.split(n, ctx)
-    filters = generate(hypernet, z[mine], gauge=gauge, batch_norm=batch_norm) \
-        if mine.stop > mine.start else \
-        [z.new_zeros((0, layer.out_size, layer.filter_size)) for layer in hypernet.spec.layers]
-    filters = [distributed.gather_shards(f, n, ctx) for f in filters]
-    return ctx, config, hypernet.spec, step, z, filters
+    return ctx, config, hypernet.spec, step, _hypernet_chunks(hypernet, n, seed, gauge,
+                                                              batch_norm, ctx)
+
+
+def _check_output(path: str, force: bool, inputs: Sequence[str] = ()) -> None:
+    """Before any work: refuse to replace an input, an existing file without --force, or to
+    write into a folder that does not exist."""
+    target = Path(path)
+    if any(Path(i).exists() and target.exists() and target.resolve() == Path(i).resolve()
+           for i in inputs):
+        raise WeightgenError(f"{path} is an input of this command; write the output elsewhere")
+    if target.is_dir():
+        raise WeightgenError(f"{path} is a folder; give a file name")
+    if target.exists() and not force:
+        raise WeightgenError(f"{path} exists; pass --force to replace it")
+    if not target.resolve().parent.is_dir():
+        raise WeightgenError(f"{path}: folder {target.parent} does not exist")
+
+
+def _non_finite(filters: Sequence) -> "torch.Tensor":
+    """(N,) bool: networks with a NaN or infinite weight."""
+    import torch
+    return ~torch.stack([torch.isfinite(f.flatten(1)).all(1) for f in filters]).all(0)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from .exchange import save_networks
+    from .exchange import NetworksWriter
 
     if not args.output.endswith(".safetensors"):
         raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
-    ctx, config, spec, step, z, filters = _sample(args.run_dir, args.num, args.seed,
-                                                  args.device, gauge=not args.raw,
-                                                  batch_norm=args.batch_norm)
-    if ctx.is_main:
-        save_networks(args.output, spec, filters, z,
-                      extra={"source": "weightgen hypernetwork", "run": config.name,
-                             "step": str(step), "seed": str(args.seed),
-                             "gauge_fixed": str(not args.raw).lower()})
-        print(f"wrote {args.num} networks (step {step}) to {args.output}")
+    _check_output(args.output, args.force, [args.run_dir])
+    ctx, config, spec, step, chunks = _open_run(args.run_dir, args.num, args.seed, args.device,
+                                                gauge=not args.raw, batch_norm=args.batch_norm)
+    source = {"hypernetwork": "weightgen hypernetwork", "mnfg": "weightgen MNFG baseline",
+              "direct": "weightgen directly trained networks"}[config.method]
+    extra = {"source": source, "run": config.name, "step": str(step), "seed": str(args.seed),
+             "gauge_fixed": str(not args.raw).lower(),
+             **({"batch_norm": args.batch_norm} if config.method == "hypernetwork" else {})}
+    noise_dim = config.hypernet.noise_dim if config.method == "hypernetwork" else None
+    if not ctx.is_main:
+        for _ in chunks:  # generate this rank's shares; rank 0 writes
+            pass
+        return 0
+    with NetworksWriter(args.output, spec, args.num, noise_dim, extra) as out:
+        for lo, z, filters in chunks:
+            bad = int(_non_finite(filters).sum())
+            if bad:
+                raise WeightgenError(f"{bad} of the networks {lo}..{lo + len(filters[0]) - 1} "
+                                     f"have non-finite weights; nothing was written")
+            out.write(lo, filters, z)
+    print(f"wrote {args.num} networks (step {step}) to {args.output}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
     from . import distributed
     from .data import load_mnist
     from .evaluate import evaluate_networks
     from .exchange import load_networks
+    from .memory import require
     from .train import resolve_device
 
+    if args.json_out:
+        _check_output(args.json_out, args.force, [args.source])
+    num = 200 if args.num is None else args.num
     source = Path(args.source)
     if source.is_dir():
-        ctx, _, spec, step, _, filters = _sample(args.source, args.num, args.seed,
-                                                 args.device, gauge=True,
-                                                 batch_norm=args.batch_norm)
+        ctx, config, spec, step, chunks = _open_run(args.source, num, args.seed,
+                                                    args.device, gauge=True,
+                                                    batch_norm=args.batch_norm)
+        require(3 * 4 * num * spec.num_weights, f"evaluating {num} networks at once",
+                "use a smaller -n (or several runs of evaluate with other --seed values)")
+        parts = [filters for _, _, filters in chunks]
+        filters = [torch.cat(layer) for layer in zip(*parts)]
         origin = f"{source} step {step}"
     else:
+        if args.num is not None:
+            raise WeightgenError("-n samples networks from a run folder; a networks file is "
+                                 "evaluated whole")
+        if args.batch_norm != "running":
+            raise WeightgenError("--batch-norm applies to sampling from a run folder, not to "
+                                 "a networks file")
         networks = load_networks(source)
         ctx = distributed.setup(resolve_device(args.device))
         dev = distributed.local_device(resolve_device(args.device), ctx)
         spec, filters, origin = networks.spec, [f.to(dev) for f in networks.filters()], str(source)
+    count = filters[0].shape[0]
+    if args.ensemble_size is not None and args.ensemble_size > count:
+        raise WeightgenError(f"--ensemble-size {args.ensemble_size} is larger than the "
+                             f"{count} networks evaluated")
+    bad = _non_finite(filters)
+    if bad.any() and not args.include_non_finite:
+        raise WeightgenError(f"{int(bad.sum())} of {count} networks have non-finite weights "
+                             f"(NaN or inf); pass --include-non-finite to evaluate them anyway")
     data = load_mnist(args.data_dir)
     split = getattr(data, args.split).to(filters[0].device)
+    _check_spec_fits(spec, split)
     metrics = evaluate_networks(spec, filters, split, ensemble_size=args.ensemble_size, ctx=ctx,
                                  precision=args.precision, progress=sys.stderr.isatty())
     metrics["source"] = origin
     metrics["split"] = args.split
     metrics["precision"] = args.precision
+    metrics["non_finite_networks"] = int(bad.sum())
     if not ctx.is_main:
         return 0
     print(f"{metrics['networks']} networks from {origin} on {args.split} "
           f"({metrics['images']} images)")
+    if metrics["non_finite_networks"]:
+        print(f"  {metrics['non_finite_networks']} of them have non-finite weights")
     print(f"  accuracy mean {metrics['accuracy_mean']:.4f}  std {metrics['accuracy_std']:.4f}  "
           f"min {metrics['accuracy_min']:.4f}  max {metrics['accuracy_max']:.4f}")
     print(f"  ensembles {metrics['ensembles']} x {metrics['ensemble_size']}: majority vote "
@@ -293,6 +407,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from .fileio import atomic_write_text
         atomic_write_text(args.json_out, json.dumps(metrics, indent=2))
     return 0
+
+
+def _check_spec_fits(spec, split) -> None:
+    """The networks must read the split's images and have one output per class."""
+    shape = tuple(split.images.shape[1:])
+    if tuple(spec.input_shape) != shape:
+        raise WeightgenError(f"the networks read inputs of shape {tuple(spec.input_shape)}, the "
+                             f"data has {shape}")
+    classes = int(split.labels.max()) + 1
+    if spec.num_classes < classes:
+        raise WeightgenError(f"the networks have {spec.num_classes} outputs, the data has "
+                             f"{classes} classes")
 
 
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate,
@@ -313,9 +439,30 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
                         "is about 2x faster where the hardware has it)")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers send before SIGKILL), handled like Ctrl-C: training saves a
+    checkpoint on its way out."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _interrupted_message(command: str | None, terminated: bool) -> str:
+    how = "terminated (SIGTERM)" if terminated else "interrupted"
+    if command == "train":
+        return f"{how}; a checkpoint was saved: run the same command to continue"
+    return f"{how}; nothing was written"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+
+    command = None
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         args = build_parser().parse_args(argv)
+        command = args.command
         code = COMMANDS[args.command](args)
         from .distributed import teardown
         teardown()
@@ -323,17 +470,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WeightgenError as err:
         print(f"weightgen: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("weightgen: interrupted (a training run saved a checkpoint; run the same command "
-              "to continue)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        terminated = isinstance(err, Terminated)
+        print(f"weightgen: {_interrupted_message(command, terminated)}", file=sys.stderr)
+        return 143 if terminated else 130
     except MemoryError:
         print("weightgen: error: out of memory; use fewer networks or images at once",
               file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        if "allocate" not in str(err) and "out of memory" not in str(err):
+            return _internal_error(err)
+        print("weightgen: error: out of memory; use fewer networks or images at once",
+              file=sys.stderr)
+        return 2
     except Exception as err:  # a bug: one line, the traceback on request
-        if os.environ.get("WEIGHTGEN_DEBUG"):
-            raise
-        print(f"weightgen: internal error: {type(err).__name__}: {err} (set WEIGHTGEN_DEBUG=1 "
-              f"for the traceback)", file=sys.stderr)
-        return 1
+        return _internal_error(err)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _internal_error(err: Exception) -> int:
+    if os.environ.get("WEIGHTGEN_DEBUG"):
+        raise err
+    print(f"weightgen: internal error: {type(err).__name__}: {err} (set WEIGHTGEN_DEBUG=1 "
+          f"for the traceback)", file=sys.stderr)
+    return 1

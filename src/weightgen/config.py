@@ -8,6 +8,7 @@ values raise a :class:`WeightgenError` that names the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -109,6 +110,9 @@ class Config:
     direct: DirectConfig = field(default_factory=DirectConfig)  # method "direct" only
     mnfg: MNFGConfig = field(default_factory=MNFGConfig)  # method "mnfg" only
 
+    def __post_init__(self) -> None:
+        _require(self.seed >= 0, "seed", "must be >= 0")
+
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)
 
@@ -117,6 +121,15 @@ class Config:
 
 
 _FILE_NAMES = {"lam": "lambda"}  # field name -> key in files
+
+
+MAX_INTEGER = 2 ** 63  # seeds and sizes: torch's generators take 64-bit seeds
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """repr of a value for a one-line message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def _require(ok: bool, key: str, why: str) -> None:
@@ -148,11 +161,11 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         raise WeightgenError(errors[0])
     if origin is Literal:
         if value not in args:
-            raise WeightgenError(f"config: {key} must be one of {list(args)}, got {value!r}")
+            raise WeightgenError(f"config: {key} must be one of {list(args)}, got {_shown(value)}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise WeightgenError(f"config: {key} must be a list, got {value!r}")
+            raise WeightgenError(f"config: {key} must be a list, got {_shown(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
@@ -162,11 +175,13 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         return _build(kind, value, key)
     if kind is bool:
         if not isinstance(value, bool):
-            raise WeightgenError(f"config: {key} must be true or false, got {value!r}")
+            raise WeightgenError(f"config: {key} must be true or false, got {_shown(value)}")
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise WeightgenError(f"config: {key} must be an integer, got {value!r}")
+            raise WeightgenError(f"config: {key} must be an integer, got {_shown(value)}")
+        if abs(value) >= MAX_INTEGER:
+            raise WeightgenError(f"config: {key} must be below 2**63 in size, got {_shown(value)}")
         return value
     if kind is float:
         if isinstance(value, str):  # YAML reads 1e3 (no dot) as a string
@@ -175,22 +190,24 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise WeightgenError(f"config: {key} must be a number, got {value!r}")
+            raise WeightgenError(f"config: {key} must be a number, got {_shown(value)}")
+        if not math.isfinite(float(value)):
+            raise WeightgenError(f"config: {key} must be a finite number, got {_shown(value)}")
         return float(value)
     if kind is str:
         if not isinstance(value, str):
-            raise WeightgenError(f"config: {key} must be a string, got {value!r}")
+            raise WeightgenError(f"config: {key} must be a string, got {_shown(value)}")
         return value
     if kind is dict:
         if not isinstance(value, dict):
-            raise WeightgenError(f"config: {key} must be a mapping, got {value!r}")
+            raise WeightgenError(f"config: {key} must be a mapping, got {_shown(value)}")
         return value
     raise TypeError(f"unsupported config annotation {kind!r}")  # a bug, not user input
 
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
-        raise WeightgenError(f"config: {prefix or 'the file'} must be a mapping, got {data!r}")
+        raise WeightgenError(f"config: {prefix or 'the file'} must be a mapping, got {_shown(data)}")
     hints = typing.get_type_hints(cls)
     by_file_name = {_FILE_NAMES.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
     values = {}
@@ -219,17 +236,41 @@ def config_from_dict(data: dict) -> Config:
     return config
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key written twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise WeightgenError(f"duplicate key {_shown(key)} (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text -> data with the safe loader, duplicate keys refused."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as err:
         raise WeightgenError(f"cannot read config {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise WeightgenError(f"config {path} is not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = parse_yaml(text)
+    except WeightgenError as err:
+        raise WeightgenError(f"config {path}: {err}") from None
     except yaml.YAMLError as err:
         raise WeightgenError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is None:
+        raise WeightgenError(f"config {path} is empty (see configs/ for examples)")
     return config_from_dict(data)
 
 

@@ -71,7 +71,8 @@ class Source:
 
 
 def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
-    from .train import generate, load_run, run_method
+    from .runfolder import run_method
+    from .train import generate, load_run
 
     path = Path(path)
     if run_method(path) == "direct":
@@ -276,7 +277,7 @@ def toy_report(run_dir: Path, out: Path) -> dict:
     from .checkpoint import load_latest
     from .config import config_from_dict
     from .toy import GaussianMixture, ToyGenerator, toy_path
-    from .train import saved_config
+    from .runfolder import saved_config
 
     config = config_from_dict(saved_config(run_dir))
     checkpoint = load_latest(run_dir)

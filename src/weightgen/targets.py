@@ -96,6 +96,9 @@ class TargetSpec:
         for i, layer in enumerate(self.layers):
             if layer.in_size <= 0 or layer.out_size <= 0:
                 raise WeightgenError(f"target spec: layer {layer.name} has a non-positive size")
+            if not isinstance(layer.pool, int) or layer.pool < 1 or layer.kernel_size < 1:
+                raise WeightgenError(f"target spec: layer {layer.name} needs pool >= 1 and "
+                                     f"kernel_size >= 1, got {layer.pool!r}, {layer.kernel_size!r}")
             if layer.kind == "conv":
                 if flat is not None:
                     raise WeightgenError(f"target spec: conv layer {layer.name} after a linear one")

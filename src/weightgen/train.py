@@ -8,6 +8,7 @@ from the last checkpoint exactly as if the run had never stopped.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -18,19 +19,19 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import distributed
-from .checkpoint import load_latest, save_checkpoint
+from .checkpoint import list_checkpoints, load_latest, save_checkpoint
 from .config import Config, config_from_dict, save_config
 from .data import MNIST, Split, load_mnist, training_batch_indices
 from .entropy import kl_entropy
 from .errors import WeightgenError
 from .evaluate import ensemble_metrics, predict
-from .fileio import MetricsLog
+from .fileio import MetricsLog, atomic_write_text
 from .hypernet import HyperNetwork, batch_statistics
 from .objective import objective
 from .rng import seeded_generator
+from .runfolder import first_difference, remove_stale_temporaries, saved_config
 from .symmetry import gauge_fix
 
-RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every")}
 LOG_EVERY = 20
 
 
@@ -110,47 +111,37 @@ def _check_compatible(saved: dict, new: dict) -> None:
         saved = config_from_dict(saved).to_dict()
     except WeightgenError:
         pass  # compared as written; the first difference is reported below
-    for section, values in new.items():
-        if isinstance(values, dict):
-            for key, value in values.items():
-                if (section, key) not in RESUMABLE_CHANGES and saved.get(section, {}).get(key) != value:
-                    raise WeightgenError(
-                        f"the run folder was made with a different config ({section}.{key}: "
-                        f"{saved.get(section, {}).get(key)!r} there, {value!r} now); use another "
-                        f"--out or the same config")
-        elif saved.get(section) != values and section != "name":
-            raise WeightgenError(f"the run folder was made with a different config ({section}: "
-                                 f"{saved.get(section)!r} there, {values!r} now); use another "
-                                 f"--out or the same config")
-
-
-def saved_config(run_dir: str | Path) -> dict:
-    """The config a run folder was made with (its config.yaml), as plain data."""
-    path = Path(run_dir) / "config.yaml"
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except OSError:
-        raise WeightgenError(f"{run_dir}: no readable config.yaml (not a run folder)") from None
-    except yaml.YAMLError:
-        raise WeightgenError(f"{path}: not valid YAML") from None
-
-
-def run_method(path: str | Path) -> str | None:
-    """The ``method`` of a run folder's config, or None when ``path`` is not a run folder."""
-    if not (Path(path) / "config.yaml").is_file():
-        return None
-    return saved_config(path).get("method", "hypernetwork")
+    difference = first_difference(saved, new)
+    if difference is not None:
+        key, there, now = difference
+        raise WeightgenError(f"the run folder was made with a different config ({key}: "
+                             f"{there!r} there, {now!r} now); use another --out or the same "
+                             f"config")
 
 
 def prepare_run_folder(config: Config, run_dir: Path) -> None:
-    """Refuse a run folder made with another config; create it and write the config."""
+    """Refuse a run folder made with another config; create it and write the config.
+
+    Call while holding the folder's :class:`RunLock`. A config.yaml that was deleted from a
+    folder with checkpoints is restored from the newest one first, so it is never silently
+    replaced by another config; temporary files of killed writes are removed."""
     config_path = run_dir / "config.yaml"
+    if not config_path.exists() and list_checkpoints(run_dir):
+        newest = load_latest(run_dir)
+        if newest is not None and isinstance(newest.get("config"), dict):
+            atomic_write_text(config_path, yaml.safe_dump(newest["config"], sort_keys=False))
+            print(f"weightgen: {config_path} was missing; restored from checkpoint step "
+                  f"{newest['step']}", file=sys.stderr)
+        else:
+            raise WeightgenError(f"{run_dir} has checkpoints but no config.yaml, and none of "
+                                 f"them holds its config; use another --out")
     if config_path.exists():
         _check_compatible(saved_config(run_dir), config.to_dict())
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise WeightgenError(f"cannot create run folder {run_dir}: {err.strerror}") from None
+    remove_stale_temporaries(run_dir)
     save_config(config, config_path)
 
 
@@ -277,6 +268,13 @@ def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int,
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    with torch.no_grad():  # one reduction per parameter, before any checkpoint is written
+        finite = all(bool(torch.isfinite(p).all()) for group in optimizer.param_groups
+                     for p in group["params"])
+    if not finite:
+        raise WeightgenError(f"the update of step {step + 1} made the weights non-finite; "
+                             f"training stopped, the last good checkpoint is kept (learning "
+                             f"rate {optimizer.param_groups[0]['lr']:g} too large?)")
 
 
 def latest_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"

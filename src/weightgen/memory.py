@@ -1,0 +1,52 @@
+"""Up-front memory checks: a size that cannot fit is refused in one line before any work."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import WeightgenError
+from .targets import TargetSpec
+
+GIB = 1024 ** 3
+
+
+def available_bytes() -> int:
+    """Memory the system can give this process now (MemAvailable; total RAM elsewhere)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def activation_floats(spec: TargetSpec) -> int:
+    """Activations one (network, image) pair writes in a forward pass: every layer's output
+    before and after pooling."""
+    channels, height, width = spec.input_shape
+    total = channels * height * width
+    for layer in spec.layers:
+        if layer.kind == "conv":
+            total += layer.out_size * height * width
+            height, width = height // layer.pool, width // layer.pool
+            total += layer.out_size * height * width
+        else:
+            total += layer.out_size
+    return total
+
+
+def training_step_bytes(spec: TargetSpec, noise_samples: int, images_per_network: int) -> int:
+    """Rough peak of one training step: each pair's activations kept for the backward pass,
+    their gradients and a workspace (3x), and each network's weights several times over."""
+    pairs = noise_samples * images_per_network
+    return 4 * (3 * pairs * activation_floats(spec) + 8 * noise_samples * spec.num_weights)
+
+
+def require(needed: int, what: str, advice: str) -> None:
+    """Refuse ``what`` when it needs more memory than is available."""
+    have = available_bytes()
+    if needed > have:
+        raise WeightgenError(f"{what} needs about {needed / GIB:.1f} GiB of memory, "
+                             f"{have / GIB:.1f} GiB are available; {advice}")

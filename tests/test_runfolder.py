@@ -1,0 +1,150 @@
+"""Run folders that cannot be corrupted: the lock, checkpoints tied to their run, SIGTERM,
+stale temporary files, a deleted config.yaml."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from weightgen.checkpoint import list_checkpoints
+from weightgen.cli import main
+from weightgen.runfolder import RunLock, first_difference
+
+from .conftest import REPO, write_tiny_yaml
+
+
+def _env(mnist_dir):
+    return {**os.environ, "WEIGHTGEN_DATA": str(mnist_dir), "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(REPO / "src")}
+
+
+def _train(config, run, mnist_dir, *extra):
+    return main(["train", "--config", str(config), "--out", str(run), "--data-dir",
+                 str(mnist_dir), "--device", "cpu", "--no-progress", *extra])
+
+
+def test_second_process_is_refused_naming_the_holder_and_a_dead_holder_is_stale(
+        tmp_path, mnist_dir, capsys):
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from weightgen.runfolder import RunLock\n"
+         "with RunLock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(120)",
+         str(run)], stdout=subprocess.PIPE, text=True, env=_env(mnist_dir))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config = write_tiny_yaml(tmp_path / "tiny.yaml", steps=2)
+        assert _train(config, run, mnist_dir) == 2
+        err = capsys.readouterr().err
+        assert f"pid {holder.pid}" in err and "in use by another weightgen process" in err
+        assert len(err.strip().splitlines()) == 1
+        assert not (run / "config.yaml").exists()  # refused before writing anything
+    finally:
+        holder.kill()
+        holder.wait()
+    # SIGKILL left the lock file with the dead holder's details: stale, taken over
+    assert str(holder.pid) in (run / ".lock").read_text()
+    assert _train(config, run, mnist_dir) == 0
+    assert "taking over the stale lock" in capsys.readouterr().err
+    assert (run / ".lock").read_text() == ""  # released cleanly
+
+
+def test_lock_is_exclusive_within_one_process_too(tmp_path):
+    with RunLock(tmp_path / "run"):
+        with pytest.raises(Exception, match="in use by another weightgen process"):
+            with RunLock(tmp_path / "run"):
+                pass
+    with RunLock(tmp_path / "run"):  # released
+        pass
+
+
+def test_deleted_config_is_restored_from_the_checkpoint_and_a_new_one_refused(
+        tmp_path, mnist_dir, capsys):
+    run = tmp_path / "run"
+    config = write_tiny_yaml(tmp_path / "tiny.yaml", steps=2, checkpoint_every=2)
+    assert _train(config, run, mnist_dir) == 0
+    saved = (run / "config.yaml").read_text()
+    (run / "config.yaml").unlink()
+    other = yaml.safe_load(config.read_text())
+    other["objective"]["lambda"] = 10.0
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    capsys.readouterr()
+    assert _train(tmp_path / "other.yaml", run, mnist_dir) == 2
+    err = capsys.readouterr().err
+    assert "restored from checkpoint step 2" in err and "objective.lambda" in err
+    assert yaml.safe_load((run / "config.yaml").read_text()) == yaml.safe_load(saved)
+
+
+def test_a_checkpoint_of_another_run_or_renamed_is_refused(tmp_path, mnist_dir, capsys):
+    config = write_tiny_yaml(tmp_path / "tiny.yaml", steps=2, checkpoint_every=2)
+    assert _train(config, tmp_path / "a", mnist_dir) == 0
+    assert _train(config, tmp_path / "b", mnist_dir, "--seed", "5") == 0
+    foreign = tmp_path / "a" / "checkpoints" / "step-0000009.pt"
+    shutil.copy(tmp_path / "b" / "checkpoints" / "step-0000002.pt", foreign)
+    capsys.readouterr()
+    out = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tmp_path / "a"), "-n", "2", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "step-0000009.pt holds step 2" in err and not out.exists()
+    # same step number, other run: its config differs in the seed
+    shutil.move(foreign, tmp_path / "a" / "checkpoints" / "step-0000002.pt")
+    assert main(["sample", str(tmp_path / "a"), "-n", "2", "-o", str(out)]) == 2
+    assert "belongs to another run (seed is 5 there, 1 in config.yaml)" in capsys.readouterr().err
+
+
+def test_checkpoint_with_only_a_format_tag_falls_back_to_the_previous(tmp_path, mnist_dir,
+                                                                     capsys):
+    config = write_tiny_yaml(tmp_path / "tiny.yaml", steps=4, checkpoint_every=2)
+    assert _train(config, tmp_path / "run", mnist_dir) == 0
+    newest = list_checkpoints(tmp_path / "run")[-1]
+    torch.save({"format": "weightgen-checkpoint/1"}, newest)
+    capsys.readouterr()
+    out = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tmp_path / "run"), "-n", "2", "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "incomplete checkpoint" in captured.err and "(step 2)" in captured.out
+
+
+def test_sigterm_saves_a_checkpoint_exits_143_and_stale_temporaries_go(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    config = write_tiny_yaml(tmp_path / "tiny.yaml", steps=100000, checkpoint_every=100000,
+                             validate_every=100000)
+    (run / "checkpoints").mkdir(parents=True)
+    stale = run / "checkpoints" / ".step-0000007.pt.x1y2.tmp"
+    stale.write_bytes(b"torn")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "weightgen", "train", "--config", str(config), "--out", str(run),
+         "--device", "cpu", "--no-progress"], stderr=subprocess.PIPE, text=True,
+        env=_env(mnist_dir))
+    deadline = time.time() + 120
+    while time.time() < deadline:  # the log's first record: training is under way
+        if (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text():
+            break
+        time.sleep(0.2)
+    assert not stale.exists()
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 143
+    assert err.strip().splitlines() == [
+        "weightgen: terminated (SIGTERM); a checkpoint was saved: run the same command to "
+        "continue"]
+    saved = list_checkpoints(run)
+    assert len(saved) == 1 and int(saved[0].stem.split("-")[1]) >= 20
+    assert not list((run / "checkpoints").glob(".*.tmp")) and not list(run.glob(".*.tmp"))
+
+
+def test_first_difference_ignores_resumable_changes_and_optionally_missing_keys():
+    saved = {"name": "a", "seed": 1, "train": {"steps": 5, "lr": 0.1},
+             "objective": {"lambda": 1.0}}
+    assert first_difference(saved, {**saved, "name": "b", "train": {"steps": 9, "lr": 0.1}}) \
+        is None
+    assert first_difference(saved, {**saved, "train": {"steps": 5, "lr": 0.2}}) == \
+        ("train.lr", 0.1, 0.2)
+    newer = {**saved, "objective": {"lambda": 1.0, "function_weight": 0.0}}
+    assert first_difference(saved, newer) is not None
+    assert first_difference(saved, newer, shared_keys_only=True) is None
