@@ -127,7 +127,8 @@ def test_non_finite_loss_stops_with_the_step(mnist, tmp_path):
 def _command(config_path, out, mnist_dir):
     import sys
     return [sys.executable, "-m", "weightgen", "train", "--config", str(config_path), "--out",
-            str(out), "--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress"]
+            str(out), "--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress",
+            "--threads", "1"]  # a fixed thread count: bit-for-bit reproducible
 
 
 def _write_config(tmp_path, **train_values):

@@ -6,7 +6,10 @@ measured in the same process (machines are noisy; ratios travel, absolute number
   networks through torch.nn modules (``targets.reference_forward``);
 * evaluation: many generated networks on shared images with ``evaluate.predict`` (float32, and
   bfloat16 arithmetic as a second figure), against a loop that loads each network into a
-  torch.nn.Sequential and runs it.
+  torch.nn.Sequential and runs it;
+* the roofline: the training step's achieved GFLOP/s (its FLOPs counted from the spec) as a
+  fraction of a large float32 matrix product's rate in the same process, and the step's rate
+  in mixed bfloat16 precision against float32.
 """
 
 from __future__ import annotations
@@ -43,10 +46,45 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+def target_flops(spec: TargetSpec) -> tuple[int, int]:
+    """(forward, backward) floating-point operations of one (network, image) pair.
+
+    A conv or linear layer's forward is 2·out·fan_in multiply-adds per output position; its
+    backward computes the weight gradient (the same count) and, except for the first layer
+    (whose input is the image), the input gradient (the same count again).
+    """
+    _, height, width = spec.input_shape
+    forward = backward = 0
+    for index, layer in enumerate(spec.layers):
+        positions = height * width if layer.kind == "conv" else 1
+        flops = 2 * layer.out_size * layer.fan_in * positions
+        forward += flops
+        backward += flops * (1 if index == 0 else 2)
+        if layer.kind == "conv":
+            height, width = height // layer.pool, width // layer.pool
+    return forward, backward
+
+
+def training_step_flops(spec: TargetSpec, noise_samples: int, images_per_network: int) -> int:
+    """FLOPs of the target networks in one training step (the hypernetwork's few are left
+    out: under 3 % for the paper's configuration)."""
+    forward, backward = target_flops(spec)
+    return noise_samples * images_per_network * (forward + backward)
+
+
+def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 6) -> float:
+    """Float32 GFLOP/s of a large matrix product in this process: the machine's practical
+    peak, against which the training step's rate is read."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    return _rate(lambda: torch.mm(a, b), 2 * size ** 3 / 1e9, repeats)
+
+
 def training_rates(spec: TargetSpec, device: torch.device, noise_samples: int,
-                   images_per_network: int, steps: int, reference: bool = True
-                   ) -> tuple[float, float | None]:
-    """Steps per second of the batched and (if ``reference``) of the reference training step."""
+                   images_per_network: int, steps: int, reference: bool = True,
+                   precision: str = "float32") -> tuple[float, float | None]:
+    """Steps per second of the batched and (if ``reference``) of the reference training step;
+    ``precision`` "bfloat16" runs the target networks under autocast (mixed precision)."""
     hypernet = HyperNetwork(spec).to(device).train()
     optimizer = torch.optim.Adam(hypernet.parameters(), lr=1e-4)
     z = hypernet.sample_noise(noise_samples)
@@ -57,7 +95,8 @@ def training_rates(spec: TargetSpec, device: torch.device, noise_samples: int,
 
     def step(conv_impl: str | None) -> Callable[[], None]:
         def run() -> None:
-            terms = objective(hypernet, z, images, labels, cfg, conv_impl)
+            terms = objective(hypernet, z, images, labels, cfg, conv_impl,
+                              precision=precision)
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
             optimizer.step()
@@ -107,11 +146,21 @@ def run_bench(device: torch.device, steps: int = 5, noise_samples: int = 32,
     torch.manual_seed(0)
     train_fast, train_ref = training_rates(spec, device, noise_samples, images_per_network,
                                            steps)
+    train_bf16, _ = training_rates(spec, device, noise_samples, images_per_network, steps,
+                                   reference=False, precision="bfloat16")
+    step_gflop = training_step_flops(spec, noise_samples, images_per_network) / 1e9
+    peak = matmul_peak_gflops(device)
     eval_fast, eval_bf16, eval_ref = evaluation_rates(spec, device, networks, images)
     return {
         "train_steps_per_s": train_fast,
         "train_steps_per_s_reference": train_ref,
         "train_speedup": train_fast / train_ref,
+        "train_steps_per_s_bfloat16": train_bf16,
+        "train_bfloat16_speedup": train_bf16 / train_fast,
+        "train_step_gflop": step_gflop,
+        "train_gflops": train_fast * step_gflop,
+        "matmul_peak_gflops": peak,
+        "train_fraction_of_peak": train_fast * step_gflop / peak,
         "eval_net_images_per_s": eval_fast,
         "eval_net_images_per_s_reference": eval_ref,
         "eval_speedup": eval_fast / eval_ref,

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     common.add_argument("--data-dir", default=None,
                         help="folder with the MNIST .gz files (else $WEIGHTGEN_DATA, the cache)")
+    _add_threads(common)
 
     p = sub.add_parser("train", parents=[common], help="train a hypernetwork (resumes if --out "
                        "already holds a run)")
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="training and evaluation throughput against plain "
                        "reference loops in the same process")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    _add_threads(p)
     p.add_argument("--steps", type=_positive, default=5, help="timed training steps")
     p.add_argument("--noise-samples", type=_positive, default=32)
     p.add_argument("--images-per-network", type=_positive, default=32)
@@ -128,6 +130,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
     from .train import resolve_device
 
+    _threads(args)
     result = run_bench(resolve_device(args.device), args.steps, args.noise_samples,
                        args.images_per_network, args.networks, args.images)
     if args.json:
@@ -143,6 +146,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                          toy_report)
     from .train import resolve_device
 
+    _threads(args)
     out = Path(args.out)
     from .runfolder import run_method
 
@@ -165,6 +169,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
 
+    threads = _threads(args)
     config = load_config(args.config)
     if args.seed is not None:
         config = config.replace(seed=args.seed)
@@ -190,16 +195,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .runfolder import RunLock
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 owns the folder
     with RunLock(out) if main_process else contextlib.nullcontext():
-        return _train_in(config, out, args)
+        return _train_in(config, out, args, threads)
 
 
-def _train_in(config, out: Path, args: argparse.Namespace) -> int:
+def _train_in(config, out: Path, args: argparse.Namespace, threads: str) -> int:
     from .train import prepare_run_folder, resolve_device, train
 
     progress = not args.no_progress
     if config.method == "hypernetwork":
         metrics = train(config, out, device=args.device, data_dir=args.data_dir,
-                        progress=progress)
+                        progress=progress, threads=threads)
     else:
         prepare_run_folder(config, out)
         if config.method == "toy":
@@ -317,6 +322,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if not args.output.endswith(".safetensors"):
         raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
     _check_output(args.output, args.force, [args.run_dir])
+    _threads(args)
     ctx, config, spec, step, chunks = _open_run(args.run_dir, args.num, args.seed, args.device,
                                                 gauge=not args.raw, batch_norm=args.batch_norm)
     source = {"hypernetwork": "weightgen hypernetwork", "mnfg": "weightgen MNFG baseline",
@@ -352,6 +358,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.json_out:
         _check_output(args.json_out, args.force, [args.source])
+    _threads(args)
     num = 200 if args.num is None else args.num
     source = Path(args.source)
     if source.is_dir():
@@ -423,6 +430,22 @@ def _check_spec_fits(spec, split) -> None:
 
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate,
             "report": _cmd_report, "bench": _cmd_bench}
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", default=None,
+                   help="CPU threads: a number, 'all' or 'auto' (default $WEIGHTGEN_THREADS, "
+                        "else auto: the cores other processes leave idle, re-measured during "
+                        "training; a fixed number makes runs bit-for-bit reproducible)")
+
+
+def _threads(args: argparse.Namespace) -> str:
+    """The --threads setting, validated, with its default; applied to PyTorch."""
+    from .threads import ENV, apply_threads, parse_threads
+    value = args.threads or os.environ.get(ENV) or "auto"
+    parse_threads(value)  # a bad value is a one-line error before any work
+    apply_threads(value)
+    return value
 
 
 def _add_batch_norm(p: argparse.ArgumentParser) -> None:

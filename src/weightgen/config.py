@@ -80,6 +80,8 @@ class TrainConfig:
     validation_networks: int = 200
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    # arithmetic of the target networks in training: "bfloat16" = mixed precision (autocast)
+    precision: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
         _require(self.steps >= 0, "train.steps", "must be >= 0")

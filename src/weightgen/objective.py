@@ -37,7 +37,8 @@ class ObjectiveTerms:
 
 def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tensor, labels: Tensor,
               cfg: ObjectiveConfig, conv_impl: ConvImpl | None = None,
-              shared_images: Tensor | None = None) -> ObjectiveTerms:
+              shared_images: Tensor | None = None,
+              precision: str = "float32") -> ObjectiveTerms:
     """λ·CE(T(x; G(z))) − Ĥ(S(G(z))) (eq. 11 with eqs. 12–14), or with cfg.gauge == "soft"
     λ·CE + γ·𝒢(G(z)) − Ĥ(G(z)) (eq. 10).
 
@@ -50,13 +51,18 @@ def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tenso
     the loss subtracts β·Ĥ_f, the entropy estimate of the networks' class probabilities on
     ``shared_images`` (M, C, H, W), the same images for every network (and every rank), which
     is invariant to every symmetry of the weights.
+
+    ``precision`` "bfloat16" runs the target networks' forward and backward under autocast
+    (mixed precision); the hypernetwork, gauge, entropy and loss stay float32.
     """
     generator = getattr(hypernet, "module", hypernet)  # unwrap DistributedDataParallel
     spec = generator.spec
     filters = hypernet(z)
     if cfg.gauge == "exact":
         filters = gauge_fix(spec, filters)
-    logits = forward(spec, filters, images, conv_impl)  # (K, B, classes)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16,
+                        enabled=precision == "bfloat16"):
+        logits = forward(spec, filters, images, conv_impl).float()  # (K, B, classes)
     ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
     d = cfg.entropy_dim or generator.cfg.noise_dim
     diverse = canonical_order(spec, filters) if cfg.canonical_permutation else filters

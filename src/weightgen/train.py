@@ -31,6 +31,7 @@ from .objective import objective
 from .rng import seeded_generator
 from .runfolder import first_difference, remove_stale_temporaries, saved_config
 from .symmetry import gauge_fix
+from .threads import ThreadGovernor
 
 LOG_EVERY = 20
 
@@ -148,11 +149,14 @@ def prepare_run_folder(config: Config, run_dir: Path) -> None:
 def train(config: Config, run_dir: str | Path, device: str = "auto",
           data_dir: str | None = None, progress: bool = True,
           data: MNIST | None = None,
-          on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+          on_step: Callable[[int], None] | None = None,
+          threads: str | int | None = None) -> dict[str, Any]:
     """Train (or continue training) a hypernetwork; returns the last validation metrics.
 
     Under torchrun the noise batch is sharded over the processes (DDP); rank 0 alone writes
     the run folder, and the result equals a single-process run on the same global batch.
+    ``threads``: None leaves PyTorch's thread count alone; else as ``--threads`` (a number,
+    "all", or "auto": re-chosen from the idle cores every few seconds, :mod:`threads`).
     """
     run_dir = Path(run_dir)
     ctx = distributed.setup(resolve_device(device))
@@ -207,6 +211,7 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
                dynamic_ncols=True, desc=config.name, unit="step")
     started, started_step = time.perf_counter(), step
     mine = ctx.shard(tc.noise_samples)  # this rank's noise samples of the global batch
+    governor = ThreadGovernor(threads) if threads is not None else None
     hypernet.train()
     try:
         while step < tc.steps:
@@ -222,9 +227,12 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
             shared = train_split.images[batch[0, :config.objective.function_images].to(dev)] \
                 if config.objective.function_weight > 0 else None
             terms = objective(model, z, train_split.images[idx], train_split.labels[idx],
-                              config.objective, shared_images=shared)
+                              config.objective, shared_images=shared,
+                              precision=tc.precision)
             descend(optimizer, terms.loss, step, value=terms.value)
             step += 1
+            if governor is not None:
+                governor.update()
             bar.update(1)
             if ctx.is_main and (step % LOG_EVERY == 0 or step == tc.steps):
                 elapsed = time.perf_counter() - started
@@ -233,7 +241,8 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
                           "entropy": terms.entropy.item(), "accuracy": terms.accuracy.item(),
                           "gauge_penalty": terms.gauge_penalty.item(),
                           "lr": optimizer.param_groups[0]["lr"],
-                          "steps_per_s": (step - started_step) / max(elapsed, 1e-9)}
+                          "steps_per_s": (step - started_step) / max(elapsed, 1e-9),
+                          "threads": torch.get_num_threads()}
                 if config.objective.function_weight > 0:
                     record["function_entropy"] = terms.function_entropy.item()
                 log.write(record)
