@@ -147,6 +147,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .train import resolve_device
 
     _threads(args)
+    from .evaluate import warn_if_slow_bfloat16
+    warn_if_slow_bfloat16(args.precision, resolve_device(args.device))
     out = Path(args.out)
     from .runfolder import run_method
 
@@ -192,6 +194,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 f"a training step of {config.train.noise_samples} noise samples x "
                 f"{config.train.images_per_network} images", "lower train.noise_samples or "
                 f"train.images_per_network")
+    from .evaluate import warn_if_slow_bfloat16
+    from .train import resolve_device
+    warn_if_slow_bfloat16(config.train.precision, resolve_device(args.device))
     from .runfolder import RunLock
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 owns the folder
     with RunLock(out) if main_process else contextlib.nullcontext():
@@ -389,6 +394,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if bad.any() and not args.include_non_finite:
         raise WeightgenError(f"{int(bad.sum())} of {count} networks have non-finite weights "
                              f"(NaN or inf); pass --include-non-finite to evaluate them anyway")
+    from .evaluate import warn_if_slow_bfloat16
+    warn_if_slow_bfloat16(args.precision, filters[0].device)
     data = load_mnist(args.data_dir)
     split = getattr(data, args.split).to(filters[0].device)
     _check_spec_fits(spec, split)

@@ -19,6 +19,22 @@ from .targets import ConvImpl, TargetSpec, default_conv_impl, forward
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+def warn_if_slow_bfloat16(precision: str, device: torch.device | str) -> None:
+    """One line on stderr when bfloat16 is asked for on a CPU without bfloat16 arithmetic
+    (AVX512-BF16 or AMX), where it runs 10-16x slower than float32 (BENCHMARKS.md)."""
+    if precision != "bfloat16" or torch.device(device).type != "cpu":
+        return
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return
+    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
+        import sys
+        print("weightgen: warning: this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX); "
+              "bfloat16 runs about 10x slower than float32 here", file=sys.stderr)
+
+
 def precision_dtype(name: str) -> torch.dtype:
     if name not in PRECISIONS:
         raise WeightgenError(f"unknown precision {name!r}; choose one of {sorted(PRECISIONS)}")
