@@ -95,3 +95,21 @@ def test_function_term_without_shared_images_is_a_clear_error():
         assert "shared_images" in str(err)
     else:
         raise AssertionError("no error")
+
+
+def test_entropy_dimension_d_is_a_rescaled_lambda():
+    """λ·CE − ψ(N) − (d/N)Σ log ε: multiplying d by c gives c × the gradient of λ/c with the
+    old d, which Adam (invariant to the gradient's scale) follows identically. So the d of eq.
+    14 is not a separate knob from λ (RESULTS.md, "What moves the ensemble")."""
+    g, z, images, labels = setup()
+
+    def gradient(lam, d):
+        g.zero_grad()
+        objective(g, z, images, labels, ObjectiveConfig(lam=lam, entropy_dim=d)).loss.backward()
+        return torch.cat([p.grad.flatten() for p in g.parameters()])
+
+    a, b = gradient(1000.0, 1000), gradient(300.0, 300) * (1000 / 300)
+    assert torch.linalg.vector_norm(a - b) < 1e-5 * torch.linalg.vector_norm(b)
+    # while λ alone changes the direction
+    c = gradient(1000.0, 300)
+    assert torch.linalg.vector_norm(c - b * 300 / 1000) > 1e-2 * torch.linalg.vector_norm(c)
