@@ -70,3 +70,24 @@ def test_different_noise_gives_different_networks():
 def test_generator_list_must_match_layers():
     with pytest.raises(WeightgenError, match="generator_hidden"):
         HyperNetwork(mnist_cnn(), HypernetConfig(generator_hidden=((4,),)))
+
+
+def test_running_statistics_start_from_the_first_batch_so_early_networks_differ():
+    import torch
+    from weightgen.hypernet import HyperNetwork, PooledBatchNorm1d
+    from weightgen.targets import mnist_cnn
+    torch.manual_seed(0)
+    g = HyperNetwork(mnist_cnn()).train()
+    z = g.sample_noise(64, torch.Generator().manual_seed(1))
+    g(z)  # one training forward
+    norm = next(m for m in g.modules() if isinstance(m, PooledBatchNorm1d))
+    h = torch.nn.functional.leaky_relu(g.extractor.linears[0](z), g.cfg.leaky_slope)
+    torch.testing.assert_close(norm.running_mean, h.mean(0))
+    torch.testing.assert_close(norm.running_var, h.var(0))
+    g(z)  # later batches move them with the configured momentum
+    assert norm.momentum == g.cfg.bn_momentum and int(norm.num_batches_tracked) == 2
+    g.eval()
+    with torch.no_grad():
+        conv1 = g(g.sample_noise(8, torch.Generator().manual_seed(2)))[0]
+    spread = conv1.std(0).mean() / conv1.abs().mean()
+    assert spread > 0.05  # eval-mode networks are not copies of one another

@@ -57,9 +57,26 @@ def _truncated_normal_(weight: Tensor, scale: float) -> None:
 class PooledBatchNorm1d(nn.BatchNorm1d):
     """BatchNorm1d whose training statistics pool over every process of a torchrun job, so a
     noise batch sharded over ranks is normalised exactly as the whole batch in one process
-    (torch's SyncBatchNorm does this on GPUs only)."""
+    (torch's SyncBatchNorm does this on GPUs only).
+
+    The running statistics start from the first training batch's (not from mean 0, variance
+    1): with momentum 0.02 the initial values would otherwise dominate them for hundreds of
+    steps, and networks drawn in eval mode early in training would all be alike."""
 
     def forward(self, x: Tensor) -> Tensor:
+        first = self.training and not hasattr(self, "_started") and \
+            int(self.num_batches_tracked) == 0
+        if self.training:
+            self._started = True
+        if first:  # running statistics := this batch's, as if the momentum were 1
+            saved, self.momentum = self.momentum, 1.0
+            try:
+                return self._normalise(x)
+            finally:
+                self.momentum = saved
+        return self._normalise(x)
+
+    def _normalise(self, x: Tensor) -> Tensor:
         if not (self.training and is_distributed()):
             return super().forward(x)
         width = x.shape[1]
