@@ -354,3 +354,30 @@ def test_full_disk_while_sampling_is_a_clean_error_and_leaves_nothing(tiny_run, 
     assert main(["sample", str(tiny_run), "-n", "3", "-o", str(out)]) == 2
     _one_line_error(capsys, "No space left on device")
     assert not out.exists() and not list(tmp_path.glob(".nets*"))
+
+
+def test_every_option_explains_itself_and_version(capsys):
+    import argparse
+    from weightgen.cli import build_parser
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help and not action.help.startswith("("), (name, action.dest)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("weightgen 0.")
+
+
+def test_resuming_and_finished_runs_say_so(tiny_yaml, tmp_path, mnist_dir, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--config", str(tiny_yaml), "--out", str(run), "--data-dir",
+            str(mnist_dir), "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "already trained to step 2 (train.steps = 2); nothing to do" in capsys.readouterr().err
+    assert main([*args, "--steps", "3"]) == 0
+    assert "resuming from step 2" in capsys.readouterr().err

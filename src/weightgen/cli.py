@@ -43,9 +43,24 @@ def _at_least(minimum: int):
 _positive, _non_negative = _at_least(1), _at_least(0)
 
 
+REPORT_OPTIONS = {  # the report's protocol sizes, each a paper figure's
+    "networks": "networks sampled for the accuracy histograms and ensembles (Fig. 3)",
+    "ensemble_size": "networks per ensemble; --networks / this many disjoint ensembles",
+    "pca_samples": "networks sampled for each PCA scatter matrix (Figs. 14-26)",
+    "filter_samples": "filters drawn per filter-sample figure (Figs. 7-13)",
+    "path_pairs": "pairs of networks whose connecting paths are walked (Figs. 4-5)",
+    "path_points": "points evaluated along each path",
+    "diversity_networks": "networks compared pairwise for distances and disagreement",
+    "adversarial_images": "test images attacked by targeted FGSM (Fig. 6)",
+    "adversarial_ensemble": "networks in the attacked ensemble (Fig. 6)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="weightgen", description="Hypernetworks that generate whole neural "
                      "networks (Deutsch 2018, 'Generating Neural Networks with Neural Networks').")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"weightgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     common = _Parser(add_help=False)
@@ -81,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="networks to sample from a run folder (default 200)")
     p.add_argument("--ensemble-size", type=_positive, default=None,
                    help="split the networks into disjoint ensembles of this size")
-    p.add_argument("--split", choices=["test", "validation"], default="test")
+    p.add_argument("--split", choices=["test", "validation"], default="test",
+                   help="MNIST split: the 10,000 test images or the 5,000 validation images "
+                        "(the first 5,000 training images; default test)")
     p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
     p.add_argument("--json", dest="json_out", help="write all metrics to this JSON file")
     p.add_argument("--force", action="store_true", help="replace the --json file if it exists")
@@ -106,22 +123,27 @@ def build_parser() -> argparse.ArgumentParser:
                  "adversarial_ensemble"):
         p.add_argument(f"--{name.replace('_', '-')}", type=_positive,
                        default=getattr(defaults, name),
-                       help=f"(default {getattr(defaults, name)})")
+                       help=f"{REPORT_OPTIONS[name]} (default {getattr(defaults, name)})")
     p.add_argument("--test-images", type=_positive, default=None,
                    help="use only the first N test images (default all 10,000)")
-    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0,
+                   help="seed of every noise draw of the report (default 0)")
     _add_precision(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("bench", help="training and evaluation throughput against plain "
                        "reference loops in the same process")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     _add_threads(p)
     p.add_argument("--steps", type=_positive, default=5, help="timed training steps")
-    p.add_argument("--noise-samples", type=_positive, default=32)
-    p.add_argument("--images-per-network", type=_positive, default=32)
-    p.add_argument("--networks", type=_positive, default=16, help="networks evaluated")
-    p.add_argument("--images", type=_positive, default=2000, help="shared evaluation images")
+    p.add_argument("--noise-samples", type=_positive, default=32,
+                   help="networks per timed training step (default 32, the paper's)")
+    p.add_argument("--images-per-network", type=_positive, default=32,
+                   help="images per network per timed training step (default 32)")
+    p.add_argument("--networks", type=_positive, default=16,
+                   help="networks evaluated (default 16)")
+    p.add_argument("--images", type=_positive, default=2000,
+                   help="shared evaluation images (default 2000)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -206,7 +228,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _train_in(config, out: Path, args: argparse.Namespace, threads: str) -> int:
     from .train import prepare_run_folder, resolve_device, train
 
-    progress = not args.no_progress
+    progress = not args.no_progress and sys.stderr.isatty()  # no bars in log files
     if config.method == "hypernetwork":
         metrics = train(config, out, device=args.device, data_dir=args.data_dir,
                         progress=progress, threads=threads)

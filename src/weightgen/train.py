@@ -189,6 +189,10 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
         hypernet.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step = int(checkpoint["step"])
+        if ctx.is_main:
+            print(f"{run_dir}: resuming from step {step}" if step < tc.steps else
+                  f"{run_dir}: already trained to step {step} (train.steps = {tc.steps}); "
+                  f"nothing to do, pass --steps N to train longer", file=sys.stderr)
     model = hypernet
     if ctx.active:
         model = DistributedDataParallel(
