@@ -184,7 +184,7 @@ def _sample_peak_memory(run, n, out):
             "code = main(sys.argv[1:])\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(code)")
     result = subprocess.run([sys.executable, "-c", code, "sample", str(run), "-n", str(n),
-                             "-o", str(out)], capture_output=True, text=True,
+                             "-o", str(out), "--threads", "1"], capture_output=True, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     return int(result.stdout.strip().splitlines()[-1]) * 1024  # ru_maxrss is in KiB
@@ -198,6 +198,8 @@ def test_sampling_20000_networks_stays_under_a_memory_cap(tiny_run, tmp_path):
     many = _sample_peak_memory(tiny_run, 20000, out)
     size = out.stat().st_size
     assert size > 20000 * 20018 * 4
+    print(f"peak memory: 1,000 networks {few / 2**20:.0f} MiB, 20,000 {many / 2**20:.0f} MiB; "
+          f"file {size / 2**20:.0f} MiB")
     assert many < 0.75 * size, (many, size)
     assert many - few < 0.2 * size, (few, many, size)
     tensors = load_file(str(out))  # the last network is there

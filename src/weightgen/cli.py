@@ -281,7 +281,10 @@ def _hypernet_chunks(hypernet, n: int, seed: int, gauge: bool, batch_norm: str, 
         filters = generate(hypernet, z[mine], gauge=gauge, batch_norm=batch_norm) \
             if mine.stop > mine.start else \
             [z.new_zeros((0, layer.out_size, layer.filter_size)) for layer in hypernet.spec.layers]
-        yield lo, z, [distributed.gather_shards(f, hi - lo, ctx) for f in filters]
+        gathered = [distributed.gather_shards(f, hi - lo, ctx) for f in filters]
+        del filters
+        yield lo, z, gathered
+        del z, gathered
 
 
 def _open_run(run_dir: str, n: int, seed: int, device: str, gauge: bool, batch_norm: str):
@@ -369,6 +372,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 raise WeightgenError(f"{bad} of the networks {lo}..{lo + len(filters[0]) - 1} "
                                      f"have non-finite weights; nothing was written")
             out.write(lo, filters, z)
+            del z, filters  # one chunk in memory at a time
     print(f"wrote {args.num} networks (step {step}) to {args.output}")
     return 0
 
