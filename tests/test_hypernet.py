@@ -91,3 +91,14 @@ def test_running_statistics_start_from_the_first_batch_so_early_networks_differ(
         conv1 = g(g.sample_noise(8, torch.Generator().manual_seed(2)))[0]
     spread = conv1.std(0).mean() / conv1.abs().mean()
     assert spread > 0.05  # eval-mode networks are not copies of one another
+
+
+def test_generator_widths_are_derived_from_the_target_when_not_given():
+    from weightgen.config import config_from_dict
+    from weightgen.hypernet import HyperNetwork
+    from weightgen.targets import mnist_cnn, mnist_mlp
+    assert HyperNetwork(mnist_cnn()).cfg.generator_hidden == \
+        ((40, 40), (100, 100), (100, 100), (60, 60))  # the paper's Table 2
+    assert HyperNetwork(mnist_mlp()).cfg.generator_hidden == ((40, 40), (100, 100), (60, 60))
+    resolved = config_from_dict({"target": {"preset": "mnist_mlp"}}).to_dict()
+    assert resolved["hypernet"]["generator_hidden"] == [[40, 40], [100, 100], [60, 60]]

@@ -19,7 +19,7 @@ import yaml
 
 from .errors import WeightgenError
 from .fileio import atomic_write_text
-from .hypernet import HypernetConfig
+from .hypernet import HypernetConfig, default_generator_hidden
 from .targets import TargetSpec, preset
 from .toy import ToyConfig
 from .baselines.direct import DirectConfig
@@ -229,6 +229,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 def config_from_dict(data: dict) -> Config:
     config = _build(Config, data, "")
     spec = config.target.build()  # validates the spec
+    if config.hypernet.generator_hidden is None:  # written out, so config.yaml says it
+        config = config.replace(hypernet=dataclasses.replace(
+            config.hypernet, generator_hidden=default_generator_hidden(len(spec.layers))))
     _require(len(config.hypernet.generator_hidden) == len(spec.layers),
              "hypernet.generator_hidden", f"needs one entry per target layer ({len(spec.layers)})")
     _require(config.objective.function_weight == 0

@@ -8,6 +8,7 @@ on hidden layers (implementation notes).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ class HypernetConfig:
     noise_dim: int = 300
     code_dim: int = 15
     extractor_hidden: tuple[int, ...] = (300, 300)
-    # hidden widths of each layer's weight generator, in target-layer order
-    generator_hidden: tuple[tuple[int, ...], ...] = ((40, 40), (100, 100), (100, 100), (60, 60))
+    # hidden widths of each layer's weight generator, in target-layer order; None: derived
+    # from the target (default_generator_hidden), which gives Table 2's for the paper's CNN
+    generator_hidden: tuple[tuple[int, ...], ...] | None = None
     leaky_slope: float = 0.05
     bn_eps: float = 1e-7
     bn_momentum: float = 0.02  # TF decay 0.98
@@ -37,7 +39,7 @@ class HypernetConfig:
 
     def __post_init__(self) -> None:
         sizes = [self.noise_dim, self.code_dim, *self.extractor_hidden,
-                 *(w for hidden in self.generator_hidden for w in hidden)]
+                 *(w for hidden in self.generator_hidden or () for w in hidden)]
         if any(size < 1 for size in sizes):
             raise WeightgenError("config: hypernet sizes must all be >= 1")
         if not 0 <= self.leaky_slope < 1:
@@ -45,6 +47,14 @@ class HypernetConfig:
         if self.bn_eps <= 0 or not 0 < self.bn_momentum <= 1 or self.init_scale <= 0:
             raise WeightgenError("config: hypernet.bn_eps and init_scale must be > 0 and "
                                  "bn_momentum in (0, 1]")
+
+
+def default_generator_hidden(num_layers: int) -> tuple[tuple[int, ...], ...]:
+    """Two hidden layers per weight generator: 40 wide for the first target layer, 100 for the
+    middle ones, 60 for the last (the paper's Table 2 for its 4-layer CNN)."""
+    if num_layers == 1:
+        return ((60, 60),)
+    return ((40, 40),) + ((100, 100),) * (num_layers - 2) + ((60, 60),)
 
 
 def _truncated_normal_(weight: Tensor, scale: float) -> None:
@@ -124,6 +134,9 @@ class HyperNetwork(nn.Module):
 
     def __init__(self, spec: TargetSpec, cfg: HypernetConfig = HypernetConfig()):
         super().__init__()
+        if cfg.generator_hidden is None:
+            cfg = dataclasses.replace(cfg,
+                                      generator_hidden=default_generator_hidden(len(spec.layers)))
         if len(cfg.generator_hidden) != len(spec.layers):
             raise WeightgenError(f"config: hypernet.generator_hidden has {len(cfg.generator_hidden)} entries, the "
                              f"target has {len(spec.layers)} layers")
