@@ -385,3 +385,18 @@ def test_resuming_and_finished_runs_say_so(tiny_yaml, tmp_path, mnist_dir, capsy
     assert "already trained to step 2 (train.steps = 2); nothing to do" in capsys.readouterr().err
     assert main([*args, "--steps", "3"]) == 0
     assert "resuming from step 2" in capsys.readouterr().err
+
+
+def test_batch_norm_sampling_mode_through_the_command(tiny_run, tmp_path, capsys):
+    from safetensors import safe_open
+    running, batch = tmp_path / "running.safetensors", tmp_path / "batch.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "6", "-o", str(running)]) == 0
+    assert main(["sample", str(tiny_run), "-n", "6", "-o", str(batch),
+                 "--batch-norm", "batch"]) == 0
+    with safe_open(str(batch), framework="pt") as f:
+        assert f.metadata()["batch_norm"] == "batch"
+    a, b = load_file(str(running)), load_file(str(batch))
+    assert torch.equal(a["z"], b["z"]) and not torch.equal(a["conv1.weight"], b["conv1.weight"])
+    capsys.readouterr()
+    assert main(["evaluate", str(batch), "--batch-norm", "batch"]) == 2
+    _one_line_error(capsys, "applies to sampling from a run folder")
