@@ -56,9 +56,20 @@ def test_initialisation_is_truncated_variance_scaling():
 def test_batch_norm_pools_over_samples_and_filters():
     g = HyperNetwork(mnist_cnn())
     g.train()
-    g(g.sample_noise(4))
-    # running mean of the layer-2 generator moved by statistics over 4 x 16 codes
-    assert g.generators[1].norms[0].num_batches_tracked.item() == 1
+    z = g.sample_noise(4)
+    g(z)
+    # the layer-2 generator's statistics are those of all 4 x 16 codes (samples and filters)
+    codes = g.extractor(z).reshape(4, -1, g.cfg.code_dim)[:, 32:48]  # conv2's 16 codes
+    generator = g.generators[1]
+    h = torch.nn.functional.leaky_relu(generator.linears[0](codes.reshape(64, -1)),
+                                       g.cfg.leaky_slope)
+    norm = generator.norms[0]
+    assert norm.num_batches_tracked.item() == 1
+    torch.testing.assert_close(norm.running_mean, h.mean(0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(norm.running_var, h.var(0), rtol=1e-4, atol=1e-6)
+    # and the layer's output is normalised over those 64 rows
+    out = norm(h)
+    torch.testing.assert_close(out.mean(0), torch.zeros(out.shape[1]), rtol=0, atol=1e-4)
 
 
 def test_different_noise_gives_different_networks():

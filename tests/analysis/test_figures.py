@@ -13,6 +13,23 @@ def test_histogram_axis_is_the_papers_unless_the_bulk_lies_outside():
 
 
 def test_accuracy_histograms_draw_one_panel_per_source(tmp_path):
-    out = accuracy_histograms({"a": torch.rand(50) * 0.02 + 0.97, "b": torch.tensor([0.5, 0.98])},
-                              tmp_path / "h.png")
+    from unittest import mock
+    import matplotlib.pyplot as plt
+    created = []
+    real = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = real(*args, **kwargs)
+        created.append(axes)
+        return fig, axes
+
+    with mock.patch.object(plt, "subplots", spy):
+        out = accuracy_histograms({"a": torch.rand(50) * 0.02 + 0.97,
+                                   "b": torch.tensor([0.5, 0.98])}, tmp_path / "h.png")
     assert out.stat().st_size > 1000
+    axes = created[0][0]
+    assert len(axes) == 2
+    assert axes[0].get_title() == "a: 50 networks"
+    assert axes[1].get_title().startswith("b: 2 networks\n(1 below")
+    counts = [sum(p.get_height() for p in ax.patches) for ax in axes]
+    assert counts == [50, 1]  # every network in its panel's bars, but the one left of the axis
