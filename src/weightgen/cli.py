@@ -254,28 +254,17 @@ def _train_in(config, out: Path, args: argparse.Namespace, threads: str) -> int:
     return 0
 
 
-SAMPLE_CHUNK = 1000  # networks generated and written at a time (generate's own chunk)
-
-
-def _chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
-    """[lo, hi) of each chunk of n; a trailing chunk of one network joins the one before
-    (batch-norm "batch" mode needs two)."""
-    bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        bounds[-2:] = [(bounds[-2][0], n)]
-    return bounds
-
-
 def _hypernet_chunks(hypernet, n: int, seed: int, gauge: bool, batch_norm: str, ctx):
     """(lo, z, filters) for consecutive chunks of the n networks a hypernetwork run samples
     with ``seed``: z is drawn chunk by chunk from one generator, the same numbers as one draw
     of all n. Under torchrun each rank generates its share of a chunk; all receive it."""
     from . import distributed
+    from .api import SAMPLE_CHUNK, chunk_bounds
     from .rng import seeded_generator
     from .train import generate
 
     noise = seeded_generator(seed, "sample")
-    for lo, hi in _chunk_bounds(n, SAMPLE_CHUNK):
+    for lo, hi in chunk_bounds(n, SAMPLE_CHUNK):
         z = hypernet.sample_noise(hi - lo, noise)
         mine = distributed.split(hi - lo, ctx)
         filters = generate(hypernet, z[mine], gauge=gauge, batch_norm=batch_norm) \
