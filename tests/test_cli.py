@@ -400,3 +400,10 @@ def test_batch_norm_sampling_mode_through_the_command(tiny_run, tmp_path, capsys
     capsys.readouterr()
     assert main(["evaluate", str(batch), "--batch-norm", "batch"]) == 2
     _one_line_error(capsys, "applies to sampling from a run folder")
+
+
+def test_a_sample_larger_than_the_free_disk_is_refused_up_front(tiny_run, tmp_path, capsys):
+    out = tmp_path / "huge.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "9999999999", "-o", str(out)]) == 2
+    _one_line_error(capsys, "GiB are free there")
+    assert not out.exists()

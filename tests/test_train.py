@@ -263,3 +263,11 @@ def test_batch_statistics_sampling_uses_each_batch_and_leaves_running_statistics
     torch.testing.assert_close(batch[1][200:], tail[1], rtol=0, atol=0)
     with pytest.raises(WeightgenError, match="batch norm mode"):
         generate(g, z, batch_norm="train")
+
+
+def test_an_update_that_makes_the_weights_non_finite_stops_before_any_checkpoint():
+    from weightgen.train import descend
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([weight], lr=1e38)
+    with pytest.raises(WeightgenError, match="update of step 5 made the weights non-finite"):
+        descend(optimizer, (weight * 1e10).sum(), step=4)  # finite loss, infinite step

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,14 @@ class NetworksWriter:
         self._written = 0
 
     def __enter__(self) -> "NetworksWriter":
+        size = len(self._header) + self._data_size
+        try:
+            free = shutil.disk_usage(self.path.resolve().parent).free
+        except OSError:
+            free = size  # the write itself reports what is wrong
+        if size > free:
+            raise WeightgenError(f"{self.path}: {self.n} networks need {size / 2**30:.1f} GiB, "
+                                 f"{free / 2**30:.1f} GiB are free there")
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
         try:
