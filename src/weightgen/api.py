@@ -151,21 +151,12 @@ class Generator:
 
     def _hypernet_chunks(self, n: int, chunk: int, seed: int) -> Iterator[GeneratedNetworks]:
         from .rng import seeded_generator
-        from .train import generate
+        from .train import chunk_bounds, generate
         noise = seeded_generator(seed, "sample")
         for lo, hi in chunk_bounds(n, chunk):
             z = self.hypernet.sample_noise(hi - lo, noise)
             yield GeneratedNetworks(self.spec, generate(self.hypernet, z, gauge=self.gauge,
                                                         batch_norm=self.batch_norm), z)
-
-
-def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
-    """[lo, hi) of each chunk of n; a trailing chunk of one network joins the one before
-    (batch-norm "batch" mode needs two)."""
-    bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        bounds[-2:] = [(bounds[-2][0], n)]
-    return bounds
 
 
 def load(source: str | Path, device: str = "cpu", gauge: bool = True,

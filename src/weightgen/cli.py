@@ -259,9 +259,9 @@ def _hypernet_chunks(hypernet, n: int, seed: int, gauge: bool, batch_norm: str, 
     with ``seed``: z is drawn chunk by chunk from one generator, the same numbers as one draw
     of all n. Under torchrun each rank generates its share of a chunk; all receive it."""
     from . import distributed
-    from .api import SAMPLE_CHUNK, chunk_bounds
+    from .api import SAMPLE_CHUNK
     from .rng import seeded_generator
-    from .train import generate
+    from .train import chunk_bounds, generate
 
     noise = seeded_generator(seed, "sample")
     for lo, hi in chunk_bounds(n, SAMPLE_CHUNK):

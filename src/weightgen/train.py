@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Literal
 
 import torch
 import yaml
@@ -70,25 +71,35 @@ def generate(hypernet: HyperNetwork, z: torch.Tensor, gauge: bool = True,
     if batch_norm not in BATCH_NORM_MODES:
         raise WeightgenError(f"batch norm mode must be one of {list(BATCH_NORM_MODES)}, "
                              f"got {batch_norm!r}")
+    n = z.shape[0]
     if batch_norm == "batch":
-        bounds = list(range(0, z.shape[0], BATCH_NORM_BATCH))[1:] + [z.shape[0]]
-        if len(bounds) > 1 and bounds[-1] - bounds[-2] < 2:
-            bounds.pop(-2)
-        parts, lo = [], 0
-        with batch_statistics(hypernet):
-            for hi in bounds:
-                filters = hypernet(z[lo:hi])
-                parts.append(gauge_fix(hypernet.spec, filters) if gauge else filters)
-                lo = hi
-        return [torch.cat(layer) for layer in zip(*parts)]
-    was_training = hypernet.training
-    hypernet.eval()
-    parts = []
-    for lo in range(0, z.shape[0], chunk):
-        filters = hypernet(z[lo:lo + chunk])
-        parts.append(gauge_fix(hypernet.spec, filters) if gauge else filters)
-    hypernet.train(was_training)
+        bounds, mode = chunk_bounds(n, BATCH_NORM_BATCH), batch_statistics(hypernet)
+    else:
+        bounds, mode = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)], \
+            _eval_mode(hypernet)
+    with mode:
+        parts = [hypernet(z[lo:hi]) for lo, hi in bounds] if not gauge else \
+            [gauge_fix(hypernet.spec, hypernet(z[lo:hi])) for lo, hi in bounds]
     return [torch.cat(layer) for layer in zip(*parts)]
+
+
+def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
+    """[lo, hi) of each chunk of n; a trailing chunk of one joins the one before
+    (batch-norm "batch" mode needs two)."""
+    bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+@contextmanager
+def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
 
 
 @torch.no_grad()
@@ -281,9 +292,9 @@ def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int,
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    with torch.no_grad():  # one reduction per parameter, before any checkpoint is written
-        finite = all(bool(torch.isfinite(p).all()) for group in optimizer.param_groups
-                     for p in group["params"])
+    with torch.no_grad():  # before any checkpoint is written; one host sync per step
+        finite = torch.stack([torch.isfinite(p).all() for group in optimizer.param_groups
+                              for p in group["params"]]).all()
     if not finite:
         raise WeightgenError(f"the update of step {step + 1} made the weights non-finite; "
                              f"training stopped, the last good checkpoint is kept (learning "
