@@ -18,7 +18,7 @@ import torch
 
 from weightgen.bench import evaluation_rates, training_rates
 from weightgen.targets import mnist_cnn
-from weightgen.train import resolve_device
+from weightgen.distributed import resolve_device
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import weightgen
 from weightgen.cli import main
 from weightgen.errors import WeightgenError
 
-from .conftest import write_tiny_yaml
+from tests.helpers import write_tiny_yaml
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from weightgen.checkpoint import list_checkpoints, load_checkpoint, load_latest, save_checkpoint
+from weightgen.runfolder import list_checkpoints, load_checkpoint, load_latest, save_checkpoint
 from weightgen.errors import WeightgenError
 
 MARKER = "weightgen_pwned"

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from weightgen.cli import main
 
-from .conftest import write_tiny_yaml
+from tests.helpers import write_tiny_yaml
 
 
 @pytest.fixture
@@ -166,10 +166,11 @@ def test_sample_files_get_ordinary_permissions(tiny_run, tmp_path):
 
 def test_streamed_sample_is_bit_identical_to_generating_all_at_once(tiny_run, tmp_path):
     from weightgen.rng import seeded_generator
-    from weightgen.train import generate, load_run
+    from weightgen.methods.hypernetwork import generate
+    from tests.helpers import trained_hypernet
     out = tmp_path / "nets.safetensors"
     assert main(["sample", str(tiny_run), "-n", "2001", "-o", str(out), "--seed", "4"]) == 0
-    _, g, _ = load_run(tiny_run, "cpu")
+    g = trained_hypernet(tiny_run)
     z = g.sample_noise(2001, seeded_generator(4, "sample"))
     state = g.spec.to_state_dict(generate(g, z))
     streamed = load_file(str(out))
@@ -230,7 +231,7 @@ def test_non_finite_networks_are_counted_and_refused(tiny_run, tmp_path, mnist_d
 
 
 def test_sample_refuses_to_write_non_finite_networks(tiny_run, tmp_path, capsys):
-    from weightgen.checkpoint import list_checkpoints
+    from weightgen.runfolder import list_checkpoints
     newest = list_checkpoints(tiny_run)[-1]
     payload = torch.load(newest, weights_only=True)
     name = next(k for k in payload["model"] if k.startswith("generators.1.linears"))
@@ -286,7 +287,7 @@ def test_spec_that_does_not_fit_the_data_is_refused_before_work(tmp_path, mnist_
     nets = tmp_path / "five.safetensors"
     save_networks(nets, spec, [torch.zeros(2, 5, 785)])
     assert main(["evaluate", str(nets), "--data-dir", str(mnist_dir)]) == 2
-    _one_line_error(capsys, "the networks have 5 outputs, the data has 10 classes")
+    _one_line_error(capsys, "the networks have 5 outputs, dataset mnist has 10 classes")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -362,7 +363,7 @@ def test_full_disk_while_sampling_is_a_clean_error_and_leaves_nothing(tiny_run, 
 
 def test_every_option_explains_itself_and_version(capsys):
     import argparse
-    from weightgen.cli import build_parser
+    from weightgen.cliargs import build_parser
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subparsers.choices.items():

@@ -4,7 +4,7 @@ import pytest
 from weightgen.config import Config, config_from_dict, load_config, save_config
 from weightgen.errors import WeightgenError
 
-from .conftest import REPO, tiny_config_dict
+from tests.helpers import REPO, tiny_config_dict
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -9,14 +9,14 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from weightgen.checkpoint import list_checkpoints, load_checkpoint
+from weightgen.runfolder import list_checkpoints, load_checkpoint
 from weightgen.config import ObjectiveConfig
 from weightgen.distributed import Context, gather_shards, split, teardown
 from weightgen.hypernet import HyperNetwork
 from weightgen.objective import objective
 from weightgen.targets import mnist_cnn
 
-from .conftest import write_tiny_yaml
+from tests.helpers import write_tiny_yaml
 
 K, B = 8, 4
 

@@ -6,7 +6,7 @@ from weightgen.evaluate import (ensemble_metrics, evaluate_networks, majority_vo
                                 mean_probability, most_confident, predict)
 from weightgen.targets import forward, mnist_cnn
 
-from .test_targets import random_filters
+from tests.helpers import random_filters
 
 
 def test_majority_vote_breaks_ties_to_the_smallest_label():

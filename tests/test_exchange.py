@@ -6,7 +6,7 @@ from weightgen.errors import WeightgenError
 from weightgen.exchange import load_networks, save_networks
 from weightgen.targets import forward, mnist_cnn
 
-from .test_targets import random_filters
+from tests.helpers import random_filters
 
 
 def plain_paper_cnn() -> torch.nn.Sequential:
@@ -88,7 +88,7 @@ def test_not_a_safetensors_file(tmp_path):
 def test_readme_loading_snippet_works(tmp_path, monkeypatch):
     import re
 
-    from .conftest import REPO
+    from tests.helpers import REPO
     readme = (REPO / "README.md").read_text()
     snippet = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S)
                    if "load_file" in block)

@@ -4,13 +4,7 @@ import pytest
 
 from weightgen.cli import main
 
-from .conftest import tiny_config_dict
-
-SMALL = ["--networks", "8", "--ensemble-size", "4", "--pca-samples", "30", "--filter-samples",
-         "4", "--path-pairs", "2", "--path-points", "4", "--diversity-networks", "3",
-         "--adversarial-images", "30", "--adversarial-ensemble", "3", "--test-images", "200",
-         "--no-progress"]
-
+from tests.helpers import SMALL_REPORT as SMALL, tiny_config_dict
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, mnist_dir):
@@ -50,6 +44,33 @@ def test_report_of_a_run_beside_a_networks_file(tiny_run, tmp_path, mnist_dir):
     assert (out / "adversarial.png").is_file()
     assert "![Accuracy histograms (Fig. 3)](accuracy_histograms.png)" in (
         out / "report.md").read_text()
+    check_page(html, metrics)
+
+
+def check_page(page: str, metrics: dict) -> None:
+    """A report page reads well: every figure embedded as a real, non-empty PNG with a caption
+    and an entry in the contents, no NaN or negative percentage in the table, the summary, the
+    command and commit that made it, the raw numbers folded away."""
+    import base64
+    import re
+    images = re.findall(r"<img src='data:image/png;base64,([^']+)' alt='([^']*)'>", page)
+    headings = re.findall(r"<h2 id='fig\d+'>", page)
+    assert images and len(images) == len(headings)
+    for data, title in images:
+        png = base64.b64decode(data)
+        assert png.startswith(b"\x89PNG") and len(png) > 2000, title
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
+    assert len(captions) == len(images) and all(len(c) > 40 for c in captions)
+    assert "Paper Fig. 3" in page and "Paper Fig. 6" in page and "Training curves" in page
+    contents = page[page.index("<h2>Contents</h2>"):page.index("</ol>")]
+    assert contents.count("<li>") == len(images) + 1
+    table = page[page.index("<table>"):page.index("</table>")]
+    assert "nan" not in table.lower() and not re.search(r">-\d[\d.]* %<", table)
+    assert "source(s) evaluated on the mnist test split (200 images)" in page
+    assert "The paper (λ = 1e3): majority vote of 200 networks 99.14 %" in page
+    assert re.search(r"Made by <code>weightgen report .*</code> at commit \w+", page)
+    assert "<details><summary>" in page and metrics["provenance"]["command"].startswith(
+        "weightgen report")
 
 
 def test_a_finished_report_is_compared_without_recomputing(tiny_run, tmp_path, mnist_dir):
@@ -107,16 +128,19 @@ def test_toy_report_draws_figure_2(tmp_path):
 
 def test_toy_training_lowers_the_loss_and_spreads_the_path(tmp_path):
     import torch
-    from weightgen.checkpoint import load_latest
-    from weightgen.toy import GaussianMixture, ToyConfig, ToyGenerator, toy_loss, train_toy
-    cfg = ToyConfig(steps=3000)
-    torch.manual_seed(5)
-    untrained = ToyGenerator(cfg.hidden)
-    density = GaussianMixture(cfg, 5)
+    from weightgen.config import config_from_dict
+    from weightgen.loop import train
+    from weightgen.methods import build_method
+    from weightgen.runfolder import open_run
+    from weightgen.toy import toy_loss
+    config = config_from_dict({"method": "toy", "seed": 5, "toy": {"steps": 3000},
+                               "train": {"checkpoint_every": 3000}})
+    cfg = config.toy
+    untrained = build_method(config).generator
+    density = build_method(config).density
     z = torch.linspace(-1, 1, 200).unsqueeze(1)
-    train_toy(cfg, 5, tmp_path, checkpoint_every=3000, progress=False)
-    trained = ToyGenerator(cfg.hidden)
-    trained.load_state_dict(load_latest(tmp_path)["model"])
+    train(config, tmp_path, device="cpu", progress=False)
+    trained = open_run(tmp_path).generator
     with torch.no_grad():
         before, _ = toy_loss(untrained, density, z, cfg)
         after, stats = toy_loss(trained, density, z, cfg)

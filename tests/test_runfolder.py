@@ -12,11 +12,11 @@ import pytest
 import torch
 import yaml
 
-from weightgen.checkpoint import list_checkpoints
+from weightgen.runfolder import list_checkpoints
 from weightgen.cli import main
 from weightgen.runfolder import RunLock, first_difference
 
-from .conftest import REPO, write_tiny_yaml
+from tests.helpers import REPO, write_tiny_yaml
 
 
 def _env(mnist_dir):

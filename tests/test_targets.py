@@ -2,13 +2,9 @@ import pytest
 import torch
 
 from weightgen.errors import WeightgenError
+from tests.helpers import random_filters
 from weightgen.targets import (LayerSpec, TargetSpec, forward, mnist_cnn, mnist_mlp,
                                reference_forward)
-
-
-def random_filters(spec, k, scale=1.0):
-    return [torch.randn(k, layer.out_size, layer.filter_size) * scale / layer.filter_size ** 0.5
-            for layer in spec.layers]
 
 
 def test_paper_cnn_has_20018_weights_in_table1_layout():

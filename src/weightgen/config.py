@@ -17,9 +17,12 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import WeightgenError
+from .data import DataConfig, input_shape
+from .errors import WeightgenError, check_config
 from .fileio import atomic_write_text
 from .hypernet import HypernetConfig, default_generator_hidden
+from .methods import METHODS
+from .objective import ObjectiveConfig
 from .targets import TargetSpec, preset
 from .toy import ToyConfig
 from .baselines.direct import DirectConfig
@@ -34,37 +37,14 @@ class TargetConfig:
     input_shape: tuple[int, ...] | None = None
     layers: tuple[dict, ...] | None = None
 
-    def build(self) -> TargetSpec:
+    def build(self, data_shape: tuple[int, ...] = (1, 28, 28)) -> TargetSpec:
+        """The spec; a layer-by-layer target without ``input_shape`` reads ``data_shape``."""
         if self.layers is not None:
-            return TargetSpec.from_dict({"input_shape": self.input_shape or (1, 28, 28),
+            return TargetSpec.from_dict({"input_shape": self.input_shape or data_shape,
                                          "layers": list(self.layers)})
         if self.preset is None:
             raise WeightgenError("config: target needs a preset or layers")
         return preset(self.preset)
-
-
-@dataclass(frozen=True)
-class ObjectiveConfig:
-    """L = λ·CE − Ĥ(S(G(z))) (eq. 11), or λ·CE + γ·𝒢 − Ĥ(G(z)) with the soft gauge (eq. 10)."""
-
-    lam: float = 1e3  # written ``lambda`` in files
-    gauge: Literal["exact", "soft", "none"] = "exact"
-    gamma: float = 0.0
-    entropy_metric: Literal["l1", "l2"] = "l1"
-    entropy_dim: int | None = None  # d of eq. 14; None: the dimension of z
-    # beyond the paper: the weight entropy of permutation-canonical weights (filters sorted)
-    canonical_permutation: bool = False
-    # beyond the paper: + β·Ĥ of the networks' class probabilities on shared training images
-    function_weight: float = 0.0  # β; 0 switches the term off
-    function_images: int = 16  # shared images per step (at most train.images_per_network)
-
-    def __post_init__(self) -> None:
-        _require(self.lam > 0, "objective.lambda", "must be > 0")
-        _require(self.gamma >= 0, "objective.gamma", "must be >= 0")
-        _require(self.entropy_dim is None or self.entropy_dim > 0, "objective.entropy_dim",
-                 "must be > 0")
-        _require(self.function_weight >= 0, "objective.function_weight", "must be >= 0")
-        _require(self.function_images >= 1, "objective.function_images", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -80,30 +60,34 @@ class TrainConfig:
     validation_networks: int = 200
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    log_every: int = 20  # steps between lines of metrics.jsonl
+    tensorboard: bool = False  # also write the metrics as TensorBoard scalars (RUN/tensorboard)
     # arithmetic of the target networks in training: "bfloat16" = mixed precision (autocast)
     precision: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
-        _require(self.steps >= 0, "train.steps", "must be >= 0")
-        _require(self.noise_samples >= 2, "train.noise_samples",
+        check_config(self.steps >= 0, "train.steps", "must be >= 0")
+        check_config(self.noise_samples >= 2, "train.noise_samples",
                  "must be >= 2 (the entropy needs nearest neighbours)")
-        _require(self.images_per_network >= 1, "train.images_per_network", "must be >= 1")
-        _require(self.lr > 0, "train.lr", "must be > 0")
-        _require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
-        _require(all(0 <= b < 1 for b in self.adam_betas), "train.adam_betas",
+        check_config(self.images_per_network >= 1, "train.images_per_network", "must be >= 1")
+        check_config(self.lr > 0, "train.lr", "must be > 0")
+        check_config(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
+        check_config(all(0 <= b < 1 for b in self.adam_betas), "train.adam_betas",
                  "must be in [0, 1)")
-        _require(self.adam_eps > 0, "train.adam_eps", "must be > 0")
-        _require(self.validate_every >= 1, "train.validate_every", "must be >= 1")
-        _require(self.validation_networks >= 2, "train.validation_networks", "must be >= 2")
-        _require(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
-        _require(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
+        check_config(self.adam_eps > 0, "train.adam_eps", "must be > 0")
+        check_config(self.validate_every >= 1, "train.validate_every", "must be >= 1")
+        check_config(self.validation_networks >= 2, "train.validation_networks", "must be >= 2")
+        check_config(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+        check_config(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
+        check_config(self.log_every >= 1, "train.log_every", "must be >= 1")
 
 
 @dataclass(frozen=True)
 class Config:
     name: str = "run"
     seed: int = 8734
-    method: Literal["hypernetwork", "toy", "direct", "mnfg"] = "hypernetwork"
+    method: str = "hypernetwork"  # a key of weightgen.methods.METHODS
+    data: DataConfig = field(default_factory=DataConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     hypernet: HypernetConfig = field(default_factory=HypernetConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
@@ -113,7 +97,16 @@ class Config:
     mnfg: MNFGConfig = field(default_factory=MNFGConfig)  # method "mnfg" only
 
     def __post_init__(self) -> None:
-        _require(self.seed >= 0, "seed", "must be >= 0")
+        check_config(self.seed >= 0, "seed", "must be >= 0")
+        check_config(self.method in METHODS, "method", f"must be one of {sorted(METHODS)}, "
+                     f"got {_shown(self.method)}")
+
+    def spec(self) -> TargetSpec:
+        """The target networks' spec (a layer-by-layer target without ``input_shape`` reads
+        the dataset's inputs)."""
+        if self.target.layers is None or self.target.input_shape is not None:
+            return self.target.build()
+        return self.target.build(input_shape(self.data))
 
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)
@@ -132,11 +125,6 @@ def _shown(value: Any, limit: int = 80) -> str:
     """repr of a value for a one-line message, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
-
-
-def _require(ok: bool, key: str, why: str) -> None:
-    if not ok:
-        raise WeightgenError(f"config: {key} {why}")
 
 
 def _to_plain(obj: Any) -> Any:
@@ -228,13 +216,13 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 def config_from_dict(data: dict) -> Config:
     config = _build(Config, data, "")
-    spec = config.target.build()  # validates the spec
+    spec = config.spec()  # validates the spec
     if config.hypernet.generator_hidden is None:  # written out, so config.yaml says it
         config = config.replace(hypernet=dataclasses.replace(
             config.hypernet, generator_hidden=default_generator_hidden(len(spec.layers))))
-    _require(len(config.hypernet.generator_hidden) == len(spec.layers),
+    check_config(len(config.hypernet.generator_hidden) == len(spec.layers),
              "hypernet.generator_hidden", f"needs one entry per target layer ({len(spec.layers)})")
-    _require(config.objective.function_weight == 0
+    check_config(config.objective.function_weight == 0
              or config.objective.function_images <= config.train.images_per_network,
              "objective.function_images", "must be <= train.images_per_network "
              f"({config.train.images_per_network})")

@@ -1,174 +1,228 @@
-"""MNIST (and the Fashion-MNIST test set) from the official gzip'd IDX files, checksum-verified.
+"""Datasets as plug-ins: a registry of loaders returning train / validation / test splits with
+their input shape and number of classes, selected by a config's ``data:`` section.
 
-Files are looked for in ``--data-dir``, then ``$WEIGHTGEN_DATA``, then the user cache
-(``$XDG_CACHE_HOME/weightgen`` or ``~/.cache/weightgen``); each folder may hold the files
-directly or in a ``mnist/`` (``fashion-mnist/``) sub-folder. Files missing everywhere are
-downloaded into the cache from public mirrors. Every file is verified by the SHA-256 of its
-uncompressed contents, so re-compressed copies of the same data (Debian's) are accepted too.
+Built in: ``mnist`` (the paper's split: the first 5,000 training images validate, 55,000
+train), ``fashion_mnist`` (the same split of Fashion-MNIST), ``digits`` (scikit-learn's 8x8
+handwritten digits, shipped inside scikit-learn) and ``npz`` (the user's own arrays). A new
+dataset is one function registered with :func:`register`.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import os
-import tempfile
-import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import WeightgenError
+from .errors import WeightgenError, check_config
+from .idxfiles import load_split
 from .rng import seeded_generator
+from .split import Split
 
 VALIDATION_SIZE = 5000  # the paper: the first 5,000 training images validate, 55,000 train
 
-# file name -> SHA-256 of the uncompressed IDX contents
-CHECKSUMS: dict[str, dict[str, str]] = {
-    "mnist": {
-        "train-images-idx3-ubyte.gz":
-            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-        "train-labels-idx1-ubyte.gz":
-            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-        "t10k-images-idx3-ubyte.gz":
-            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-        "t10k-labels-idx1-ubyte.gz":
-            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    },
-    "fashion-mnist": {
-        "t10k-images-idx3-ubyte.gz":
-            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        "t10k-labels-idx1-ubyte.gz":
-            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    },
-}
 
-MIRRORS = {
-    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
-              "https://storage.googleapis.com/cvdf-datasets/mnist/"],
-    "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
-}
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data a run trains and is evaluated on."""
+
+    name: str = "mnist"  # a key of DATASETS
+    path: str | None = None  # the .npz file of ``name: npz``
+    ood: str | None = "fashion_mnist"  # the report's out-of-distribution test set (or null)
+
+    def __post_init__(self) -> None:
+        check_config(self.name in DATASETS, "data.name", f"must be one of {sorted(DATASETS)}, "
+                     f"got {self.name!r}")
+        check_config((self.path is not None) == (self.name == "npz"), "data.path",
+                     "is the .npz file of name: npz (and only of it)")
+        check_config(self.ood is None or self.ood in DATASETS and self.ood != "npz", "data.ood",
+                     f"must be null or one of {sorted(set(DATASETS) - {'npz'})}")
 
 
 @dataclass(frozen=True)
-class Split:
-    """Images (N, 1, 28, 28) float32 in [0, 1] and labels (N,) int64."""
+class Dataset:
+    """Three splits of one dataset and what networks reading it must fit."""
 
-    images: Tensor
-    labels: Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def to(self, device: torch.device | str) -> "Split":
-        return Split(self.images.to(device), self.labels.to(device))
-
-
-@dataclass(frozen=True)
-class MNIST:
-    """The paper's split: train 55,000, validation 5,000 (first of the file), test 10,000."""
-
+    name: str
     train: Split
     validation: Split
     test: Split
+    input_shape: tuple[int, ...]  # (C, H, W)
+    num_classes: int
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "weightgen"
+Loader = Callable[[DataConfig, "str | os.PathLike | None", bool], Dataset]
+DATASETS: dict[str, Loader] = {}
 
 
-def _search_folders(dataset: str, data_dir: str | os.PathLike | None) -> list[Path]:
-    roots = [Path(data_dir)] if data_dir else []
-    if os.environ.get("WEIGHTGEN_DATA"):
-        roots.append(Path(os.environ["WEIGHTGEN_DATA"]))
-    roots.append(cache_dir())
-    return [folder for root in roots for folder in (root, root / dataset)]
+def register(name: str) -> Callable[[Loader], Loader]:
+    """Register a dataset loader under ``name`` (the value of ``data.name``)."""
+    def add(loader: Loader) -> Loader:
+        DATASETS[name] = loader
+        return loader
+    return add
 
 
-def _download(dataset: str, name: str) -> Path:
-    """Fetch one file into the cache from the first mirror that serves the right contents."""
-    target = cache_dir() / dataset / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for mirror in MIRRORS[dataset]:
-        try:
-            with urllib.request.urlopen(mirror + name, timeout=30) as response:
-                payload = response.read()
-            _verify_bytes(gzip.decompress(payload), dataset, name, mirror + name)
-        except (OSError, EOFError, WeightgenError):
-            continue
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        return target
-    raise WeightgenError(
-        f"{dataset} file {name} not found locally and could not be downloaded; put the official "
-        f"files in a folder and pass --data-dir or set WEIGHTGEN_DATA")
+def load_dataset(cfg: DataConfig | str = "mnist", data_dir: str | os.PathLike | None = None,
+                 download: bool = True) -> Dataset:
+    """The dataset a config names (or a bare name); files are searched in ``data_dir``,
+    ``$WEIGHTGEN_DATA`` and the cache, and downloaded where the dataset can be."""
+    cfg = DataConfig(name=cfg) if isinstance(cfg, str) else cfg
+    return DATASETS[cfg.name](cfg, data_dir, download)
 
 
-def _verify_bytes(raw: bytes, dataset: str, name: str, where: str) -> None:
-    if hashlib.sha256(raw).hexdigest() != CHECKSUMS[dataset][name]:
-        raise WeightgenError(f"{where}: checksum mismatch (corrupt or not the official {dataset} "
-                             f"file); delete it and download it again")
+INPUT_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "digits": (1, 8, 8)}
 
 
-def read_idx(path: Path, dataset: str = "mnist", name: str | None = None) -> np.ndarray:
-    """Read one verified gzip'd IDX file into a uint8 array."""
-    name = name or path.name
+def input_shape(cfg: DataConfig) -> tuple[int, ...]:
+    """The (C, H, W) of a dataset's images without loading it (an npz file: from the header
+    of its x_train array)."""
+    if cfg.name in INPUT_SHAPES:
+        return INPUT_SHAPES[cfg.name]
+    if cfg.name != "npz":  # a registered dataset without a recorded shape: load it
+        return load_dataset(cfg).input_shape
     try:
-        raw = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as err:
-        raise WeightgenError(f"{path}: not a readable gzip file ({err}); delete it and download "
-                             f"it again") from None
-    _verify_bytes(raw, dataset, name, str(path))
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+        with zipfile.ZipFile(cfg.path) as archive, archive.open("x_train.npy") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else \
+                np.lib.format.read_array_header_2_0
+            shape = read_header(f)[0]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        raise WeightgenError(f"data.path {cfg.path}: not an .npz file with an x_train array"
+                             ) from None
+    return (1, *shape[1:]) if len(shape) == 3 else tuple(shape[1:])
 
 
-def locate(dataset: str, name: str, data_dir: str | os.PathLike | None = None,
-           download: bool = True) -> Path:
-    """Path of one data file: the first search folder that has it, else a fresh download."""
-    if dataset not in CHECKSUMS or name not in CHECKSUMS[dataset]:
-        raise WeightgenError(f"unknown data file {dataset}/{name}")
-    for folder in _search_folders(dataset, data_dir):
-        if (folder / name).is_file():
-            return folder / name
-    if not download:
-        raise WeightgenError(f"{dataset} file {name} not found in --data-dir, $WEIGHTGEN_DATA or "
-                             f"{cache_dir()}")
-    return _download(dataset, name)
+def _first_validates(name: str, train: Split, test: Split, validation_size: int) -> Dataset:
+    v = validation_size
+    return Dataset(name, Split(train.images[v:], train.labels[v:]),
+                   Split(train.images[:v], train.labels[:v]), test,
+                   tuple(train.images.shape[1:]), int(train.labels.max()) + 1)
 
 
-def load_split(dataset: str, prefix: str, data_dir: str | os.PathLike | None = None,
-               download: bool = True) -> Split:
-    """One split ("train" or "t10k") as float images in [0, 1] and int64 labels."""
-    images_name, labels_name = f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"
-    images = read_idx(locate(dataset, images_name, data_dir, download), dataset, images_name)
-    labels = read_idx(locate(dataset, labels_name, data_dir, download), dataset, labels_name)
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28)
-    return Split(x, torch.from_numpy(labels.astype(np.int64)))
+@register("mnist")
+def _mnist(cfg: DataConfig, data_dir, download: bool) -> Dataset:
+    return _first_validates("mnist", load_split("mnist", "train", data_dir, download),
+                            load_split("mnist", "t10k", data_dir, download), VALIDATION_SIZE)
 
 
-def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> MNIST:
+@register("fashion_mnist")
+def _fashion_mnist(cfg: DataConfig, data_dir, download: bool) -> Dataset:
+    return _first_validates("fashion_mnist",
+                            load_split("fashion-mnist", "train", data_dir, download),
+                            load_split("fashion-mnist", "t10k", data_dir, download),
+                            VALIDATION_SIZE)
+
+
+DIGITS_VALIDATION, DIGITS_TEST = 200, 397  # of 1,797 images; the other 1,200 train
+
+
+@register("digits")
+def _digits(cfg: DataConfig, data_dir, download: bool) -> Dataset:
+    """scikit-learn's 1,797 8x8 digits (values 0..16, scaled to [0, 1]) in a fixed shuffle:
+    the first 200 validate, the next 397 test, the other 1,200 train."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    images = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
+    labels = torch.from_numpy(digits.target.astype(np.int64))
+    order = torch.randperm(len(labels), generator=seeded_generator(0, "digits-split"))
+    images, labels = images[order], labels[order]
+    v, t = DIGITS_VALIDATION, DIGITS_VALIDATION + DIGITS_TEST
+    return Dataset("digits", Split(images[t:], labels[t:]), Split(images[:v], labels[:v]),
+                   Split(images[v:t], labels[v:t]), (1, 8, 8), 10)
+
+
+@register("npz")
+def _npz(cfg: DataConfig, data_dir, download: bool) -> Dataset:
+    """The user's arrays: ``x_train``, ``y_train``, ``x_test``, ``y_test`` and optionally
+    ``x_val``, ``y_val`` (else the first tenth of the training arrays validates). Images
+    (N, H, W) or (N, C, H, W), uint8 (scaled by 1/255) or floats in [0, 1]; labels integers
+    0..K-1."""
+    path = Path(cfg.path or "")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            found = {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError) as err:
+        raise WeightgenError(f"data.path {path}: not a readable .npz file "
+                             f"({str(err).splitlines()[0][:120]})") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in found]
+    if missing:
+        raise WeightgenError(f"{path}: missing arrays {missing} (need x_train, y_train, x_test, "
+                             f"y_test; optional x_val, y_val)")
+    if ("x_val" in found) != ("y_val" in found):
+        raise WeightgenError(f"{path}: x_val and y_val come together")
+    splits = {name: _npz_split(path, name, found[f"x_{name}"], found[f"y_{name}"])
+              for name in ("train", "test", "val") if f"x_{name}" in found}
+    train, test = splits["train"], splits["test"]
+    if "val" in splits:
+        validation = splits["val"]
+    else:
+        v = max(1, len(train) // 10)
+        train, validation = Split(train.images[v:], train.labels[v:]), train.head(v)
+    shapes = {tuple(s.images.shape[1:]) for s in (train, validation, test)}
+    if len(shapes) > 1:
+        raise WeightgenError(f"{path}: the splits' images have different shapes {sorted(shapes)}")
+    if len(train) < 2:
+        raise WeightgenError(f"{path}: x_train needs at least 2 images after validation")
+    classes = int(max(s.labels.max() for s in (train, validation, test))) + 1
+    return Dataset(f"npz:{path.name}", train, validation, test, shapes.pop(), classes)
+
+
+def _npz_split(path: Path, name: str, x: np.ndarray, y: np.ndarray) -> Split:
+    """One checked split of an npz file as float images in [0, 1] and int64 labels."""
+    where = f"{path}: x_{name}"
+    if x.ndim == 3:
+        x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise WeightgenError(f"{where} must be (N, H, W) or (N, C, H, W) with N >= 1, got shape "
+                             f"{x.shape}")
+    if x.dtype == np.uint8:
+        images = torch.from_numpy(x.astype(np.float32) / 255.0)
+    elif np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            raise WeightgenError(f"{where} has NaN or infinite values")
+        if x.min() < 0 or x.max() > 1:
+            raise WeightgenError(f"{where}: float images must lie in [0, 1] (got "
+                                 f"{x.min():g}..{x.max():g}); scale them or store uint8")
+        images = torch.from_numpy(x.astype(np.float32))
+    else:
+        raise WeightgenError(f"{where} must be uint8 or float, got {x.dtype}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise WeightgenError(f"{path}: y_{name} must be one label per image ({len(x)}), got "
+                             f"shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise WeightgenError(f"{path}: y_{name} must be integer class indices 0..K-1, got "
+                             f"{y.dtype} {y.min()}..{y.max()}")
+    return Split(images.contiguous(), torch.from_numpy(y.astype(np.int64)))
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
     """MNIST split exactly as the paper: validation = first 5,000 training images."""
-    train = load_split("mnist", "train", data_dir, download)
-    test = load_split("mnist", "t10k", data_dir, download)
-    v = VALIDATION_SIZE
-    return MNIST(train=Split(train.images[v:], train.labels[v:]),
-                 validation=Split(train.images[:v], train.labels[:v]), test=test)
+    return load_dataset("mnist", data_dir, download)
 
 
-def load_fashion_mnist_test(data_dir: str | os.PathLike | None = None,
-                            download: bool = True) -> Split:
-    """The Fashion-MNIST test set (out-of-distribution inputs for MNIST networks)."""
-    return load_split("fashion-mnist", "t10k", data_dir, download)
+def load_test_split(name: str, data_dir: str | os.PathLike | None = None,
+                    download: bool = True) -> Split:
+    """Only the test split of a built-in dataset (the out-of-distribution sets need no more):
+    for the IDX datasets, without reading their training files."""
+    if name in ("mnist", "fashion_mnist"):
+        return load_split(name.replace("_", "-"), "t10k", data_dir, download)
+    return load_dataset(name, data_dir, download).test
+
+
+def check_fits(spec, input_shape: tuple[int, ...], num_classes: int, what: str) -> None:
+    """Networks of ``spec`` must read ``what``'s inputs and have an output per class."""
+    if tuple(spec.input_shape) != tuple(input_shape):
+        raise WeightgenError(f"the networks read inputs of shape {tuple(spec.input_shape)}, "
+                             f"{what} has {tuple(input_shape)}")
+    if spec.num_classes < num_classes:
+        raise WeightgenError(f"the networks have {spec.num_classes} outputs, {what} has "
+                             f"{num_classes} classes")
 
 
 def training_batch_indices(step: int, num_networks: int, images_per_network: int,
@@ -188,4 +242,3 @@ def training_batch_indices(step: int, num_networks: int, images_per_network: int
         hi = min(stop - epoch * train_size, train_size)
         chunks.append(order[lo:hi])
     return torch.cat(chunks).reshape(num_networks, images_per_network)
-

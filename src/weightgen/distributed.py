@@ -45,6 +45,17 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a user error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise WeightgenError("--device cuda: no CUDA device is available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise WeightgenError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
 def setup(device: torch.device) -> Context:
     """Join the torchrun job described by the environment (gloo on CPU, NCCL on CUDA)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -3,18 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.distributed
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import ObjectiveConfig
+from .errors import check_config
 from .distributed import gather_rows, is_distributed, mean_over_ranks
 from .entropy import kl_entropy
 from .hypernet import HyperNetwork
 from .symmetry import canonical_order, gauge_fix, gauge_penalty
-from .targets import ConvImpl, forward
+from .targets import ConvImpl, TargetSpec, forward
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """L = λ·CE − Ĥ(S(G(z))) (eq. 11), or λ·CE + γ·𝒢 − Ĥ(G(z)) with the soft gauge (eq. 10)."""
+
+    lam: float = 1e3  # written ``lambda`` in files
+    gauge: Literal["exact", "soft", "none"] = "exact"
+    gamma: float = 0.0
+    entropy_metric: Literal["l1", "l2"] = "l1"
+    entropy_dim: int | None = None  # d of eq. 14; None: the dimension of z
+    # beyond the paper: the weight entropy of permutation-canonical weights (filters sorted)
+    canonical_permutation: bool = False
+    # beyond the paper: + β·Ĥ of the networks' class probabilities on shared training images
+    function_weight: float = 0.0  # β; 0 switches the term off
+    function_images: int = 16  # shared images per step (at most train.images_per_network)
+
+    def __post_init__(self) -> None:
+        check_config(self.lam > 0, "objective.lambda", "must be > 0")
+        check_config(self.gamma >= 0, "objective.gamma", "must be >= 0")
+        check_config(self.entropy_dim is None or self.entropy_dim > 0, "objective.entropy_dim",
+                 "must be > 0")
+        check_config(self.function_weight >= 0, "objective.function_weight", "must be >= 0")
+        check_config(self.function_images >= 1, "objective.function_images", "must be >= 1")
 
 
 @dataclass
@@ -65,16 +90,12 @@ def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tenso
         logits = forward(spec, filters, images, conv_impl).float()  # (K, B, classes)
     ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
     d = cfg.entropy_dim or generator.cfg.noise_dim
-    diverse = canonical_order(spec, filters) if cfg.canonical_permutation else filters
-    # the entropy needs nearest neighbours over the global batch: every rank's weights, with
-    # the gradient flowing through this rank's own rows
-    entropy = kl_entropy(gather_rows(spec.flatten(diverse)), cfg.entropy_metric, d)
+    entropy = weight_entropy(spec, filters, cfg, d)
     function_entropy = ce.new_zeros(())
     if cfg.function_weight > 0:
         if shared_images is None:
             raise ValueError("objective.function_weight > 0 needs shared_images")
-        probs = forward(spec, filters, shared_images, conv_impl).softmax(-1)  # (K, M, classes)
-        function_entropy = kl_entropy(gather_rows(probs.flatten(1)), cfg.entropy_metric, d)
+        function_entropy = output_entropy(spec, filters, shared_images, cfg, d, conv_impl)
     penalty = gauge_penalty(spec, filters).mean() if cfg.gauge == "soft" else ce.new_zeros(())
     # DDP averages gradients over W ranks: the per-rank means of CE and 𝒢 average to the
     # global means, while Ĥ's gradient is a sum over ranks' rows, hence the factor W
@@ -84,6 +105,32 @@ def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tenso
     with torch.no_grad():
         accuracy = mean_over_ranks((logits.argmax(-1) == labels).float().mean())
         ce_all, penalty_all = mean_over_ranks(ce), mean_over_ranks(penalty)
-        value = cfg.lam * ce_all + cfg.gamma * penalty_all - diversity
+        value = combined_loss(cfg, ce_all, penalty_all, entropy, function_entropy)
     return ObjectiveTerms(loss, value.detach(), ce_all, entropy.detach(), penalty_all, accuracy,
                           function_entropy.detach())
+
+
+def combined_loss(cfg: ObjectiveConfig, ce: Tensor | float, penalty: Tensor | float,
+                  entropy: Tensor | float, function_entropy: Tensor | float) -> Tensor | float:
+    """λ·CE + γ·𝒢 − Ĥ − β·Ĥ_f: eq. 11 (eq. 10 with the soft gauge), with the function-space
+    term beyond the paper."""
+    return cfg.lam * ce + cfg.gamma * penalty - (entropy + cfg.function_weight * function_entropy)
+
+
+def weight_entropy(spec: TargetSpec, filters: list[Tensor], cfg: ObjectiveConfig, d: int,
+                   gather: bool = True) -> Tensor:
+    """Ĥ of the networks' weights (eq. 14): of the filters as given, or of their
+    permutation-canonical form; over every rank's rows when ``gather``."""
+    diverse = canonical_order(spec, filters) if cfg.canonical_permutation else filters
+    rows = spec.flatten(diverse)
+    return kl_entropy(gather_rows(rows) if gather else rows, cfg.entropy_metric, d)
+
+
+def output_entropy(spec: TargetSpec, filters: list[Tensor], images: Tensor,
+                   cfg: ObjectiveConfig, d: int, conv_impl: ConvImpl | None = None,
+                   gather: bool = True) -> Tensor:
+    """Ĥ_f: the entropy estimate of the networks' class probabilities on shared images
+    (M, C, H, W), invariant to every weight-space symmetry."""
+    probs = forward(spec, filters, images, conv_impl).softmax(-1)  # (K, M, classes)
+    rows = probs.flatten(1)
+    return kl_entropy(gather_rows(rows) if gather else rows, cfg.entropy_metric, d)

@@ -10,7 +10,6 @@ figures are reused, not recomputed, so the runs of a comparison can be reported 
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 from dataclasses import dataclass
@@ -25,13 +24,17 @@ from .analysis import figures
 from .analysis.adversarial import fgsm_curves
 from .analysis.diversity import diversity_summary, failure_mode, filter_importance
 from .analysis.uncertainty import uncertainty_report
-from .analysis.weightspace import (PathWalk, filter_images, hypernet_walk, paths, pca_groups,
+from .analysis.weightspace import (PathWalk, filter_images, paths, pca_groups,
                                   principal_components)
-from .data import Split, load_fashion_mnist_test, load_mnist
+from .data import DataConfig, check_fits, load_dataset, load_test_split
 from .errors import WeightgenError
 from .evaluate import evaluate_networks, predict
 from .exchange import load_networks
 from .fileio import atomic_write_text
+from .methods.toy import ToyMethod
+from .runfolder import open_run
+from . import pretrained
+from .reportpage import provenance, render_html, render_markdown
 from .rng import seeded_generator
 from .targets import TargetSpec
 
@@ -65,50 +68,32 @@ class Source:
     draw: Callable[[int], list[Tensor]]
     walk: PathWalk | None = None
     size: int | None = None  # a fixed set of networks (a baseline); None: a generator
+    data: DataConfig | None = None  # what a run was trained on (None: a networks file)
+    run_dir: Path | None = None  # its run folder (training curves from metrics.jsonl)
 
     def count(self, wanted: int) -> int:
         return wanted if self.size is None else min(wanted, self.size)
 
 
 def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
-    from .runfolder import run_method
-    from .train import generate, load_run
+    """A run folder of any method (a generator, or a fixed set of networks) or a networks
+    file as a report source; the report's draws use their own seeded stream."""
+    path = pretrained.resolve(path)
+    if not path.is_dir():
+        networks = load_networks(path)
+        return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec,
+                      _cycling([f.to(device) for f in networks.filters()]), size=len(networks))
+    method = open_run(path, device)
+    name = f"{method.config.name} (step {method.step})"
+    if method.size is not None:
+        return Source(name, method.spec, _cycling(method.draw(method.size, None).filters),
+                      size=method.size, data=method.config.data, run_dir=path)
+    draws = iter(range(1 << 62))
 
-    path = Path(path)
-    if run_method(path) == "direct":
-        from .baselines.direct import load_direct
-        from .symmetry import gauge_fix
-        config, spec, filters, step = load_direct(path)
-        return Source(f"{config.name} (step {step})", spec,
-                      _cycling(gauge_fix(spec, [f.to(device) for f in filters])),
-                      size=filters[0].shape[0])
-    if run_method(path) == "mnfg":
-        from .baselines.mnfg import load_mnfg
-        from .symmetry import gauge_fix
-        config, model, step = load_mnfg(path, device)
-        draws = iter(range(1 << 62))
+    def draw(k: int) -> list[Tensor]:
+        return method.draw(k, seeded_generator(seed, "report", next(draws))).filters
 
-        def draw_mnfg(k: int) -> list[Tensor]:
-            g = seeded_generator(seed, "report", next(draws))
-            return gauge_fix(model.spec, model.sample_filters(k, g))
-
-        def walk_mnfg(t: Tensor, g: torch.Generator) -> list[Tensor]:
-            return gauge_fix(model.spec, model.interpolated_path(t, g))
-
-        return Source(f"{config.name} (step {step})", model.spec, draw_mnfg, walk_mnfg)
-    if path.is_dir():
-        config, hypernet, step = load_run(path, device)
-        counter = iter(range(1 << 62))
-
-        def draw(k: int) -> list[Tensor]:
-            g = seeded_generator(seed, "report", next(counter))
-            return generate(hypernet, hypernet.sample_noise(k, g))
-
-        return Source(f"{config.name} (step {step})", hypernet.spec, draw,
-                      hypernet_walk(hypernet))
-    networks = load_networks(path)
-    return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec,
-                  _cycling([f.to(device) for f in networks.filters()]), size=len(networks))
+    return Source(name, method.spec, draw, method.walk, data=method.config.data, run_dir=path)
 
 
 def _cycling(filters: list[Tensor]) -> Callable[[int], list[Tensor]]:
@@ -134,22 +119,28 @@ def _slug(text: str) -> str:
 
 
 def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSettings,
-                 data_dir: str | None = None, progress: bool = True) -> dict:
+                 data_dir: str | None = None, progress: bool = True,
+                 data: DataConfig | None = None, ood: str | None = "fashion_mnist",
+                 command: str | None = None) -> dict:
     """Run every analysis on every source (a Path: the folder of a finished report, whose
-    sources are reused); write figures, metrics.json, report.md, index.html."""
+    sources are reused) on the test split of ``data`` (MNIST by default), with ``ood``'s test
+    split as the out-of-distribution set (None: none); write figures, metrics.json,
+    report.md, index.html."""
     finished = {s: _finished_report(s) for s in sources if isinstance(s, Path)}  # fail early
     computed = [s for s in sources if not isinstance(s, Path)]
     out.mkdir(parents=True, exist_ok=True)
-    mnist = load_mnist(data_dir)
-    test = mnist.test if settings.test_images is None else Split(
-        mnist.test.images[:settings.test_images], mnist.test.labels[:settings.test_images])
-    fashion = load_fashion_mnist_test(data_dir)
-    fashion = Split(fashion.images[:len(test)], fashion.labels[:len(test)])
+    dataset = load_dataset(data or DataConfig(), data_dir)
+    for source in computed:
+        check_fits(source.spec, dataset.input_shape, dataset.num_classes,
+                   f"dataset {dataset.name}")
     device = computed[0].draw(1)[0].device if computed else torch.device("cpu")
-    test, fashion = test.to(device), fashion.to(device)
+    test = dataset.test.head(settings.test_images).to(device)
+    ood_split = load_test_split(ood, data_dir).head(len(test)).to(device) if ood else None
+    metrics_data = {"data": dataset.name, "ood": ood, "test_images": len(test),
+                    "provenance": provenance(command)}
 
     figs: list[tuple[str, Path]] = []
-    metrics: dict = {"settings": settings.__dict__, "sources": {}}
+    metrics: dict = {"settings": settings.__dict__, **metrics_data, "sources": {}}
     accuracies: dict[str, Tensor] = {}
     adversarial: dict[str, dict[str, Tensor]] = {}
     stages = ["accuracy and ensembles", "calibration and OOD", "diversity", "PCA and filters",
@@ -162,6 +153,11 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         m: dict = {}
         first_figure = len(figs)
         slug = _slug(source.name)
+        log = source.run_dir / "metrics.jsonl" if source.run_dir is not None else None
+        if log is not None and log.is_file():
+            records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            figs.append((f"Training curves, {source.name}", figures.training_curves(
+                records, source.name, out / f"training_{slug}.png")))
         bar.set_postfix_str(f"{source.name}: {stages[0]}")
         n = source.count(settings.networks)
         size = min(settings.ensemble_size, n)
@@ -178,7 +174,8 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         ensemble = [f[:size] for f in filters]
         m["uncertainty"] = uncertainty_report(
             ensemble_logits, test.labels,
-            predict(source.spec, ensemble, fashion.images, precision=settings.precision))
+            None if ood_split is None else
+            predict(source.spec, ensemble, ood_split.images, precision=settings.precision))
         bar.update(1)
 
         bar.set_postfix_str(f"{source.name}: {stages[2]}")
@@ -272,80 +269,18 @@ def _reuse_report(folder: Path, old: dict, out: Path, metrics: dict,
                                                   "settings": old["settings"]}
 
 
-def toy_report(run_dir: Path, out: Path) -> dict:
-    """Fig. 2 of a toy run."""
-    from .checkpoint import load_latest
-    from .config import config_from_dict
-    from .toy import GaussianMixture, ToyGenerator, toy_path
-    from .runfolder import saved_config
+def toy_report(method: ToyMethod, out: Path, command: str | None = None) -> dict:
+    """Fig. 2 of a trained toy generator."""
+    from .toy import toy_path
 
-    config = config_from_dict(saved_config(run_dir))
-    checkpoint = load_latest(run_dir)
-    if checkpoint is None:
-        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
-    generator = ToyGenerator(config.toy.hidden)
-    generator.load_state_dict(checkpoint["model"])
-    density = GaussianMixture(config.toy, config.seed)
-    path = toy_path(generator, density, config.toy.path_points)
+    path = toy_path(method.generator, method.density, method.config.toy.path_points)
     out.mkdir(parents=True, exist_ok=True)
-    figs = [("Toy problem (Fig. 2)", figures.toy_figure(density, path, out / "toy.png"))]
-    metrics = {"toy": {"step": int(checkpoint["step"]),
+    figs = [("Toy problem (Fig. 2)", figures.toy_figure(method.density, path, out / "toy.png"))]
+    metrics = {"toy": {"step": method.step,
                        "mean_density_on_path": path["density"].mean().item(),
-                       "max_nn_distance": path["nn_distance"].max().item()}}
+                       "max_nn_distance": path["nn_distance"].max().item()},
+               "provenance": provenance(command)}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write_text(out / "report.md", render_markdown(metrics, figs, out))
     atomic_write_text(out / "index.html", render_html(metrics, figs))
     return metrics
-
-
-def _summary_rows(metrics: dict) -> list[str]:
-    rows = ["| source | networks | mean acc. | min | max | majority vote | mean prob. | "
-            "most confident | ECE single / ens. | OOD AUROC (entropy / MI) | "
-            "permutation share | disagreement |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, m in metrics.get("sources", {}).items():
-        a, u, d = m["accuracy"], m["uncertainty"], m["diversity"]
-        rows.append(
-            f"| {name} | {a['networks']} | {100 * a['accuracy_mean']:.2f} % | "
-            f"{100 * a['accuracy_min']:.2f} % | {100 * a['accuracy_max']:.2f} % | "
-            f"{100 * a['ensemble_majority_vote']:.2f} % | "
-            f"{100 * a['ensemble_mean_probability']:.2f} % | "
-            f"{100 * a['ensemble_most_confident']:.2f} % | "
-            f"{u['single']['ece']:.4f} / {u['ensemble']['ece']:.4f} | "
-            f"{u['ood_auroc_predictive_entropy']:.3f} / {u['ood_auroc_mutual_information']:.3f} | "
-            f"{100 * d['share_explained_by_permutations']:.1f} % | "
-            f"{100 * d['mean_prediction_disagreement']:.2f} % |")
-    return rows
-
-
-def render_markdown(metrics: dict, figs: list[tuple[str, Path]], out: Path) -> str:
-    lines = ["# weightgen report", ""]
-    if metrics.get("sources"):
-        lines += _summary_rows(metrics) + [""]
-    lines += ["Full numbers: `metrics.json`.", ""]
-    for title, path in figs:
-        lines += [f"## {title}", "", f"![{title}]({path.relative_to(out)})", ""]
-    return "\n".join(lines)
-
-
-def render_html(metrics: dict, figs: list[tuple[str, Path]]) -> str:
-    import html
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>weightgen report</title>",
-             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
-             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "img{max-width:100%}</style></head><body><h1>weightgen report</h1>"]
-    rows = _summary_rows(metrics) if metrics.get("sources") else []
-    if rows:
-        parts.append("<table>")
-        for i, row in enumerate(r for k, r in enumerate(rows) if k != 1):
-            cells = [c.strip() for c in row.strip("|").split("|")]
-            tag = "th" if i == 0 else "td"
-            parts.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells)
-                         + "</tr>")
-        parts.append("</table>")
-    for title, path in figs:
-        data = base64.b64encode(path.read_bytes()).decode()
-        parts.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{data}'>")
-    parts.append("<h2>metrics.json</h2><pre>" + html.escape(json.dumps(metrics, indent=2))
-                 + "</pre></body></html>")
-    return "\n".join(parts)

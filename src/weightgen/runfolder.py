@@ -1,5 +1,6 @@
-"""What makes a run folder one run: its config.yaml, the config changes it accepts on resume,
-the lock that keeps a second writer out, and the clean-up of torn temporary files.
+"""Run folders: config.yaml, the config changes a resumed run accepts, checkpoints (atomic,
+loadable without running code, the newest good one found), the lock that keeps a second writer
+out, the clean-up of torn temporary files, and loading a run as a trained method.
 
 A run folder holds ``config.yaml``, ``metrics.jsonl``, ``checkpoints/step-NNNNNNN.pt`` and,
 while a process trains in it, a lock held on ``.lock``.
@@ -11,18 +12,26 @@ import datetime
 import fcntl
 import json
 import os
+import pickle
 import socket
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
+from .config import Config, config_from_dict, save_config
+from . import pretrained
 from .errors import WeightgenError
+from .fileio import atomic_path, atomic_write_text
+from .methods import Method, build_method
 
 # (section, key) pairs a run may change when it is continued; the top-level name is free too
-RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("toy", "steps"),
-                     ("direct", "steps"), ("mnfg", "steps")}
+RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("train", "log_every"),
+                     ("train", "tensorboard"), ("toy", "steps"), ("direct", "steps"),
+                     ("mnfg", "steps")}
 LOCK_FILE = ".lock"
 
 
@@ -135,3 +144,154 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+FORMAT = "weightgen-checkpoint/1"
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Checkpoint files of a run, oldest first."""
+    return sorted(checkpoint_dir(run_dir).glob("step-*.pt"))
+
+
+def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], keep: int) -> Path:
+    """Write ``payload`` as checkpoint ``step`` (temporary file, fsync, rename); keep the newest
+    ``keep`` checkpoints."""
+    path = checkpoint_dir(run_dir) / f"step-{step:07d}.pt"
+    with atomic_path(path) as tmp:
+        try:
+            torch.save({"format": FORMAT, "step": step, **payload}, tmp)
+        except RuntimeError as err:  # torch's writer reports a full disk as RuntimeError
+            raise OSError(f"checkpoint not written ({str(err).splitlines()[0]})") from None
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load one checkpoint with ``weights_only=True``: a file that would run code is refused,
+    and so is one without a step and a model (or trained filters)."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise WeightgenError(f"{path}: no such checkpoint") from None
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
+            ValueError, AttributeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightgenError(f"{path}: unreadable or unsafe checkpoint ({first[:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightgenError(f"{path}: not a weightgen checkpoint")
+    if not isinstance(payload.get("step"), int) or not ({"model", "filters"} & payload.keys()):
+        raise WeightgenError(f"{path}: incomplete checkpoint (no step or no weights)")
+    return payload
+
+
+def _step_in_name(path: Path) -> int:
+    return int(path.stem.split("-", 1)[1])
+
+
+def check_belongs(path: Path, payload: dict[str, Any], run_config: dict | None) -> None:
+    """Refuse a checkpoint that is not this run's: its step must be the one in its file name
+    and its config the run's config.yaml (up to changes a resumed run may make)."""
+    if payload["step"] != _step_in_name(path):
+        raise WeightgenError(f"{path} holds step {payload['step']}, not the step of its name "
+                             f"(renamed or copied from elsewhere?); move it out of "
+                             f"{path.parent}")
+    if run_config is not None and isinstance(payload.get("config"), dict):
+        difference = first_difference(run_config, payload["config"], shared_keys_only=True)
+        if difference is not None:
+            key, ours, theirs = difference
+            raise WeightgenError(f"{path} belongs to another run ({key} is {theirs!r} there, "
+                                 f"{ours!r} in config.yaml); move it out of {path.parent}")
+
+
+def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu"
+                ) -> dict[str, Any] | None:
+    """The newest checkpoint that loads and belongs to the run (:func:`check_belongs`, against
+    config.yaml when there is one); a corrupt newer one is reported in one line and skipped.
+    None when the run has no checkpoint."""
+    candidates = list_checkpoints(run_dir)
+    run_config = saved_config(run_dir) if (Path(run_dir) / "config.yaml").is_file() else None
+    for path in reversed(candidates):
+        try:
+            payload = load_checkpoint(path, map_location)
+        except WeightgenError as err:
+            print(f"weightgen: warning: {err}; using the previous checkpoint", file=sys.stderr)
+            continue
+        check_belongs(path, payload, run_config)
+        return payload
+    if candidates:
+        raise WeightgenError(f"{checkpoint_dir(run_dir)}: no readable checkpoint")
+    return None
+
+
+def _check_compatible(saved: dict, new: dict) -> None:
+    try:  # keys added to the config since the folder was made take their defaults
+        saved = config_from_dict(saved).to_dict()
+    except WeightgenError:
+        pass  # compared as written; the first difference is reported below
+    difference = first_difference(saved, new)
+    if difference is not None:
+        key, there, now = difference
+        raise WeightgenError(f"the run folder was made with a different config ({key}: "
+                             f"{there!r} there, {now!r} now); use another --out or the same "
+                             f"config")
+
+
+def prepare_run_folder(config: Config, run_dir: Path) -> None:
+    """Refuse a run folder made with another config; create it and write the config.
+
+    Call while holding the folder's :class:`RunLock`. A config.yaml that was deleted from a
+    folder with checkpoints is restored from the newest one first, so it is never silently
+    replaced by another config; temporary files of killed writes are removed."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.exists() and list_checkpoints(run_dir):
+        newest = load_latest(run_dir)
+        if newest is not None and isinstance(newest.get("config"), dict):
+            atomic_write_text(config_path, yaml.safe_dump(newest["config"], sort_keys=False))
+            print(f"weightgen: {config_path} was missing; restored from checkpoint step "
+                  f"{newest['step']}", file=sys.stderr)
+        else:
+            raise WeightgenError(f"{run_dir} has checkpoints but no config.yaml, and none of "
+                                 f"them holds its config; use another --out")
+    if config_path.exists():
+        _check_compatible(saved_config(run_dir), config.to_dict())
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WeightgenError(f"cannot create run folder {run_dir}: {err.strerror}") from None
+    remove_stale_temporaries(run_dir)
+    save_config(config, config_path)
+
+
+def open_run(run_dir: str | Path, device: torch.device | str = "cpu") -> Method:
+    """The trained method of a run folder (any method), from its newest good checkpoint, or of
+    a shipped generator (``pretrained:NAME``); its ``step`` says which. Checkpoints of the toy
+    problem made before they held their config are read with config.yaml's."""
+    run_dir = pretrained.resolve(run_dir)
+    if pretrained.is_pretrained_folder(run_dir):
+        method = build_method(config_from_dict(saved_config(run_dir)), device)
+        method.load_state({"model": {k: v.to(device) for k, v in
+                                     pretrained.load_weights(run_dir).items()}})
+        method.step = int(pretrained.card(run_dir)["step"])
+        method.module.eval()
+        return method
+    if not run_dir.is_dir():
+        raise WeightgenError(f"{run_dir}: no such run folder")
+    if not (run_dir / "config.yaml").is_file() and not list_checkpoints(run_dir):
+        raise WeightgenError(f"{run_dir}: not a run folder (no config.yaml)")
+    checkpoint = load_latest(run_dir, map_location=device)
+    if checkpoint is None:
+        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
+    config = config_from_dict(checkpoint["config"] if isinstance(checkpoint.get("config"), dict)
+                              else saved_config(run_dir))
+    method = build_method(config, device)
+    method.load_state(checkpoint)
+    method.step = int(checkpoint["step"])
+    method.module.eval()
+    return method

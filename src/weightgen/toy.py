@@ -8,15 +8,11 @@ L = −mean f(G(z)) − α·Ĥ(G(z)) + β·mean |G(z)|² (implementation notes).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from .checkpoint import load_latest, save_checkpoint
 from .entropy import kl_entropy, nearest_neighbour_distances
-from .fileio import MetricsLog
 from .rng import seeded_generator
 
 
@@ -90,40 +86,6 @@ def toy_loss(generator: ToyGenerator, density: GaussianMixture, z: Tensor, cfg: 
     l2 = y.square().sum(-1).mean()
     loss = -value - cfg.entropy_weight * entropy + cfg.l2_weight * l2
     return loss, {"density": value.item(), "entropy": entropy.item(), "l2": l2.item()}
-
-
-def train_toy(cfg: ToyConfig, seed: int, run_dir: Path, checkpoint_every: int,
-              progress: bool = True) -> dict[str, float]:
-    """Train (or resume) the toy generator in ``run_dir``: checkpoints and metrics.jsonl."""
-    torch.manual_seed(seed)
-    generator = ToyGenerator(cfg.hidden)
-    density = GaussianMixture(cfg, seed)
-    optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
-    step = 0
-    checkpoint = load_latest(run_dir)
-    if checkpoint is not None:
-        generator.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        step = int(checkpoint["step"])
-    stats: dict[str, float] = {}
-    log = MetricsLog(run_dir / "metrics.jsonl")
-    log.truncate_after(step)
-    for step in tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, disable=not progress,
-                     desc="toy", unit="step"):
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * cfg.lr_decay ** step
-        z = torch.rand(cfg.noise_samples, 1, generator=seeded_generator(seed, "noise", step)) * 2 - 1
-        loss, stats = toy_loss(generator, density, z, cfg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done = step + 1
-        if done % 500 == 0 or done == cfg.steps:
-            log.write({"kind": "train", "step": done, "loss": loss.item(), **stats})
-        if done % checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(run_dir, done, {"model": generator.state_dict(),
-                                            "optimizer": optimizer.state_dict()}, keep=2)
-    return stats
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ from weightgen.baselines.direct import DirectConfig, init_filters
 from weightgen.cli import main
 from weightgen.targets import mnist_cnn
 
-from ..test_report import SMALL
+from tests.helpers import SMALL_REPORT as SMALL
 
 
 def test_initialisation_follows_the_notes():

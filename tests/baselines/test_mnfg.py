@@ -7,7 +7,7 @@ from weightgen.baselines.mnfg import MNFG, CouplingFlow, MNFGConfig, MNFLayer
 from weightgen.cli import main
 from weightgen.targets import LayerSpec, forward, mnist_cnn
 
-from ..test_report import SMALL
+from tests.helpers import SMALL_REPORT as SMALL
 
 
 def test_coupling_flow_is_invertible_with_the_right_log_determinant():

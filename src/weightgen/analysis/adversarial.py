@@ -38,7 +38,8 @@ def fgsm_curves(spec: TargetSpec, draw_networks: Callable[[int], Sequence[Tensor
         x, y = x[correct], y[correct]
         if len(y) == 0:
             continue
-        target = (y + torch.randint(1, 10, y.shape, generator=g).to(y.device)) % 10
+        classes = spec.num_classes  # a random class other than the true one
+        target = (y + torch.randint(1, classes, y.shape, generator=g).to(y.device)) % classes
         x_grad = x.clone().requires_grad_()
         probs = forward(spec, attacked, x_grad)[0].softmax(-1)
         (grad,) = torch.autograd.grad(probs.gather(1, target.unsqueeze(1)).sum(), x_grad)

@@ -49,20 +49,24 @@ def histogram_range(percent: Tensor) -> tuple[float, float]:
     return min(97.0, math.floor(10 * low) / 10), max(99.1, percent.max().item())
 
 
+MAX_HISTOGRAM_BINS = 80  # bars stay visible however wide the axis
+
+
 def accuracy_histograms(accuracies: dict[str, Tensor], out: Path) -> Path:
-    """Fig. 3: histograms of single-network test accuracies (in %, bins of 0.05 points), one
-    panel per source; networks left of the axis are counted in the title."""
+    """Fig. 3: histograms of single-network test accuracies (in %, bins of 0.05 points, wider
+    when the axis is wide), one panel per source; networks left of the axis are counted in the
+    title."""
     fig, axes = plt.subplots(1, len(accuracies), figsize=(5 * len(accuracies), 3.6),
                              squeeze=False)
     for ax, (name, acc) in zip(axes[0], accuracies.items()):
         percent = 100 * acc.double()
         lo, hi = histogram_range(percent)
-        ax.hist(percent.numpy(), bins=max(10, round((hi - lo) / 0.05)), range=(lo, hi),
-                color="tab:blue")
+        bins = min(MAX_HISTOGRAM_BINS, max(10, round((hi - lo) / 0.05)))
+        ax.hist(percent.numpy(), bins=bins, range=(lo, hi), color="tab:blue")
         below = int((percent < lo).sum())
         ax.set_title(f"{name}: {len(percent)} networks"
                      + (f"\n({below} below {lo:.1f} %, not shown)" if below else ""))
-        ax.set_xlabel("test accuracy (%)")
+        ax.set_xlabel(f"test accuracy (%), bins of {(hi - lo) / bins:.2g} points")
     return save(fig, out)
 
 
@@ -107,7 +111,8 @@ def path_accuracies(result: dict[str, Tensor], title: str, out: Path) -> Path:
     pairs = result["direct"].shape[0]
     cols = min(5, pairs)
     rows = -(-pairs // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False,
+                             sharey=True)  # one accuracy scale for every pair
     t = result["t"].numpy()
     for k, ax in enumerate(axes.flat):
         if k >= pairs:
@@ -117,9 +122,12 @@ def path_accuracies(result: dict[str, Tensor], title: str, out: Path) -> Path:
         ax.plot(t, 100 * result["interpolated"][k].numpy(), "-", color="tab:blue",
                 label="interpolated")
         ax.set_xlabel("t")
-    axes[0, 0].set_ylabel("test accuracy (%)")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title)
+    for row in axes:
+        row[0].set_ylabel("test accuracy (%)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=8, ncols=2)
+    fig.suptitle(title, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return save(fig, out)
 
 
@@ -132,7 +140,8 @@ def adversarial_curves(curves: dict[str, dict[str, Tensor]], out: Path) -> Path:
         eps = c["epsilon"].numpy()
         ax.plot(eps, c["single"].numpy(), "--", color="tab:red", label="single network")
         ax.plot(eps, c["ensemble"].numpy(), "-", color="tab:blue", label="ensemble")
-        ax.set_title(f"{name} ({int(c['images'])} images)")
+        ax.set_title(f"{name}\n({int(c['images'])} attacked images: those the attacked "
+                     f"network classified correctly)", fontsize=9)
         ax.set_xlabel("perturbation size ε")
         ax.set_ylabel("fraction misclassified")
         ax.set_ylim(-0.02, 1.02)
@@ -149,6 +158,31 @@ def failure_mode_scatter(importance: list[dict[str, Tensor]], names: list[str], 
         ax.scatter(stats["outgoing_norm"].numpy(), stats["variance"].numpy(), s=12)
         ax.set_xlabel("mean outgoing weight norm")
         ax.set_ylabel("variance across samples")
-        ax.set_title(name)
+        ax.ticklabel_format(axis="both", style="sci", scilimits=(-3, 3), useMathText=True)
+        ax.set_title(name, fontsize=9)
     fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))  # the title above the panels' titles
+    return save(fig, out)
+
+
+def training_curves(records: list[dict], title: str, out: Path) -> Path:
+    """Loss over training steps and the validation networks' mean accuracy and majority vote
+    (from metrics.jsonl)."""
+    train = [r for r in records if r.get("kind") == "train" and "loss" in r]
+    validation = [r for r in records if r.get("kind") == "validation"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], color="tab:blue")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("training loss")
+    for key, label, style in (("accuracy_mean", "mean accuracy", "-"),
+                              ("ensemble_majority_vote", "majority vote", "--")):
+        points = [(r["step"], 100 * r[key]) for r in validation if key in r]
+        if points:
+            axes[1].plot(*zip(*points), style, marker="o", label=label)
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("validation accuracy (%)")
+    if validation:
+        axes[1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return save(fig, out)

@@ -47,13 +47,18 @@ def ood_auroc(in_scores: Tensor, out_scores: Tensor) -> float:
     return float(roc_auc_score(y, s))
 
 
-def uncertainty_report(in_logits: Tensor, labels: Tensor, out_logits: Tensor) -> dict:
+def uncertainty_report(in_logits: Tensor, labels: Tensor, out_logits: Tensor | None) -> dict:
     """Calibration of the first network and of the ensemble, and OOD AUROC by ensemble
-    predictive entropy and mutual information. Logits (K, N, C) in and out of distribution."""
-    in_probs, out_probs = in_logits.softmax(-1), out_logits.softmax(-1)
+    predictive entropy and mutual information. Logits (K, N, C) in and out of distribution
+    (None: no out-of-distribution set, no AUROC)."""
+    in_probs = in_logits.softmax(-1)
+    calibrations = {"single": calibration(in_probs[0], labels),
+                    "ensemble": calibration(in_probs.mean(0), labels)}
+    if out_logits is None:
+        return calibrations
+    out_probs = out_logits.softmax(-1)
     return {
-        "single": calibration(in_probs[0], labels),
-        "ensemble": calibration(in_probs.mean(0), labels),
+        **calibrations,
         "ood_auroc_predictive_entropy": ood_auroc(predictive_entropy(in_probs),
                                                   predictive_entropy(out_probs)),
         "ood_auroc_mutual_information": ood_auroc(mutual_information(in_probs),

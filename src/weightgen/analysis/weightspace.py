@@ -20,17 +20,6 @@ PathWalk = Callable[[Tensor, torch.Generator], list[Tensor]]
 interpolated path between two fresh random samples: t = 1 is the first sample, t = 0 the second."""
 
 
-def hypernet_walk(hypernet: HyperNetwork) -> PathWalk:
-    """The hypernetwork's interpolated path S(G(t·z1 + (1−t)·z2)) (Fig. 4)."""
-    from ..train import generate
-
-    def walk(t: Tensor, generator: torch.Generator) -> list[Tensor]:
-        z = hypernet.sample_noise(2, generator)
-        return generate(hypernet, t.view(-1, 1) * z[0] + (1 - t.view(-1, 1)) * z[1])
-
-    return walk
-
-
 @torch.no_grad()
 def paths(spec: TargetSpec, walk: PathWalk, data: Split, pairs: int = 10, points: int = 40,
           seed: int = 0, precision: str = "float32") -> dict[str, Tensor]:

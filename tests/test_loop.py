@@ -3,13 +3,14 @@ import json
 import pytest
 import torch
 
-from weightgen.checkpoint import list_checkpoints, load_checkpoint
+from weightgen.runfolder import list_checkpoints, load_checkpoint
 from weightgen.config import config_from_dict
 from weightgen.errors import WeightgenError
 from weightgen.objective import objective
-from weightgen.train import build_hypernet, load_run, train
+from weightgen.loop import train
+from weightgen.runfolder import open_run
 
-from .conftest import tiny_config_dict
+from tests.helpers import fresh_hypernet, tiny_config_dict, trained_hypernet
 
 
 def read_log(run):
@@ -32,9 +33,9 @@ def test_training_on_real_mnist_lowers_the_loss(mnist, tmp_path):
         with torch.no_grad():
             return objective(g, z, images, labels, config.objective)
 
-    before = held_out(build_hypernet(config))
+    before = held_out(fresh_hypernet(config))
     train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
-    _, trained, _ = load_run(tmp_path / "run", "cpu")
+    trained = trained_hypernet(tmp_path / "run")
     after = held_out(trained.train())
     # measured: cross-entropy 2.34 -> 1.58, accuracy 11 % -> 38 %, loss -585 -> -1336
     assert after.cross_entropy < before.cross_entropy - 0.4
@@ -69,8 +70,10 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(mnist,
     train(config, tmp_path / "resumed", device="cpu", progress=False, data=mnist)
     assert [p.name for p in list_checkpoints(tmp_path / "resumed")][-1] == "step-0000006.pt"
 
-    _, a, step_a = load_run(tmp_path / "straight", "cpu")
-    _, b, step_b = load_run(tmp_path / "resumed", "cpu")
+    a = trained_hypernet(tmp_path / "straight")
+    step_a = open_run(tmp_path / "straight").step
+    b = trained_hypernet(tmp_path / "resumed")
+    step_b = open_run(tmp_path / "resumed").step
     assert step_a == step_b == 6
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
@@ -106,7 +109,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(mnist, tmp_path, capsy
     train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
     newest = list_checkpoints(tmp_path / "run")[-1]
     newest.write_bytes(newest.read_bytes()[:1000])  # truncated
-    _, _, step = load_run(tmp_path / "run", "cpu")
+    step = open_run(tmp_path / "run").step
     assert step == 3
     assert "step-0000006.pt: unreadable" in capsys.readouterr().err
 
@@ -229,8 +232,8 @@ def test_function_space_and_canonical_terms_train_and_log(mnist, tmp_path):
     records = [r for r in read_log(tmp_path / "run") if r["kind"] == "train"]
     assert records and all(torch.isfinite(torch.tensor(r["function_entropy"])) for r in records)
     # the terms take part in the gradient: the same seed and batches train other weights
-    _, plain, _ = load_run(tmp_path / "plain", "cpu")
-    _, other, _ = load_run(tmp_path / "run", "cpu")
+    plain = trained_hypernet(tmp_path / "plain")
+    other = trained_hypernet(tmp_path / "run")
     assert not torch.equal(plain.extractor.linears[0].weight, other.extractor.linears[0].weight)
 
 
@@ -248,10 +251,10 @@ def test_a_run_folder_from_before_new_config_keys_resumes(mnist, tmp_path):
 
 
 def test_batch_statistics_sampling_uses_each_batch_and_leaves_running_statistics(mnist, tmp_path):
-    from weightgen.train import generate
+    from weightgen.methods.hypernetwork import generate
     config = config_from_dict(tiny_config_dict(steps=3))
     train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
-    _, g, _ = load_run(tmp_path / "run", "cpu")
+    g = trained_hypernet(tmp_path / "run")
     before = {k: v.clone() for k, v in g.state_dict().items()}
     z = g.sample_noise(401, torch.Generator().manual_seed(0))
     running = generate(g, z)
@@ -269,7 +272,7 @@ def test_batch_statistics_sampling_uses_each_batch_and_leaves_running_statistics
 
 
 def test_an_update_that_makes_the_weights_non_finite_stops_before_any_checkpoint():
-    from weightgen.train import descend
+    from weightgen.loop import descend
     weight = torch.nn.Parameter(torch.ones(3))
     optimizer = torch.optim.SGD([weight], lr=1e38)
     with pytest.raises(WeightgenError, match="update of step 5 made the weights non-finite"):

@@ -1,0 +1,136 @@
+"""The method interface: everything the training loop, ``sample``, ``evaluate``, ``report`` and
+the Python API need of a way to get networks (a hypernetwork, MNFG, directly trained networks,
+the toy generator). A new method subclasses :class:`Method` and is registered in
+``weightgen.methods.METHODS`` under the name a config's ``method:`` gives.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Split
+from ..distributed import Context
+from ..errors import WeightgenError
+from ..evaluate import ensemble_metrics, predict
+from ..networks import GeneratedNetworks
+from ..rng import seeded_generator
+from ..symmetry import gauge_fix
+from ..targets import TargetSpec
+
+BATCH_NORM_MODES = ("running", "batch")
+
+
+@dataclass
+class StepResult:
+    """One training step: ``loss`` is back-propagated, ``value`` is the loss of the whole
+    (global) batch checked for finiteness, ``record`` the scalars logged to metrics.jsonl."""
+
+    loss: Tensor
+    value: Tensor
+    record: dict[str, Tensor | float]
+
+
+class Method(ABC):
+    """A trainable source of target networks, built from a config.
+
+    Subclasses set the class attributes, build their modules in ``__init__`` (seeded by the
+    config, so a rebuilt method matches a checkpoint's parameters) and implement
+    :meth:`training_step` and :meth:`draw`."""
+
+    name: ClassVar[str]  # the config's ``method:``
+    label: ClassVar[str]  # what exchange files name as their source
+    section: ClassVar[str]  # the config section with steps, lr and (optionally) lr_decay
+    distributed: ClassVar[bool] = False  # trains under torchrun (data-parallel)
+    batch_norm: ClassVar[bool] = False  # has batch norm, so --batch-norm batch applies
+    needs_data: ClassVar[bool] = True  # False: the toy problem needs no dataset
+
+    def __init__(self, config: Any, device: torch.device | str = "cpu"):
+        self.config, self.device = config, torch.device(device)
+        self.spec: TargetSpec | None = config.spec() if self.needs_data else None
+        self.step = 0  # of the loaded checkpoint
+
+    # ---- training --------------------------------------------------------------------------
+    @property
+    def module(self) -> nn.Module:
+        """The module holding every trained parameter (wrapped by DDP under torchrun)."""
+        raise NotImplementedError
+
+    @property
+    def steps(self) -> int:
+        return getattr(self.config, self.section).steps
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of ``step``: lr · lr_decay^step (a constant without lr_decay)."""
+        section = getattr(self.config, self.section)
+        return section.lr * getattr(section, "lr_decay", 1.0) ** step
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.module.parameters(), lr=self.learning_rate(0))
+
+    @abstractmethod
+    def training_step(self, step: int, model: nn.Module, train: Split | None,
+                      ctx: Context) -> StepResult:
+        """The loss of step ``step`` (a function of the seed and the step only). ``model`` is
+        :attr:`module`, or its DDP wrapper under torchrun."""
+
+    def validate(self, split: Split) -> dict[str, float] | None:
+        """Metrics of the validation networks (the same draw every time) on ``split``; None
+        for a method without networks."""
+        tc = self.config.train
+        count = tc.validation_networks if self.size is None else self.size
+        networks = self.draw(count, seeded_generator(self.config.seed, "validation"), gauge=False)
+        return ensemble_metrics(predict(self.spec, networks.filters, split.images), split.labels)
+
+    def state(self) -> dict[str, Any]:
+        """The trained state as checkpoint entries (tensors only)."""
+        return {"model": self.module.state_dict()}
+
+    def load_state(self, payload: dict[str, Any]) -> None:
+        self.module.load_state_dict(payload["model"])
+
+    # ---- networks --------------------------------------------------------------------------
+    @property
+    def size(self) -> int | None:
+        """How many networks the method holds when it is a fixed set; None for a generator."""
+        return None
+
+    @abstractmethod
+    def draw(self, n: int, generator: torch.Generator | None, gauge: bool = True,
+             batch_norm: str = "running") -> GeneratedNetworks:
+        """n networks drawn with ``generator`` (a fixed set: its first n), gauge-fixed
+        (eq. 12) unless ``gauge`` is False."""
+
+    def sample(self, n: int, seed: int = 0, chunk: int = 1000, gauge: bool = True,
+               batch_norm: str = "running", ctx: Context | None = None
+               ) -> Iterator[GeneratedNetworks]:
+        """The n networks ``weightgen sample --seed seed`` writes, ``chunk`` at a time (every
+        rank of a torchrun ``ctx`` receives all of them)."""
+        networks = self.draw(n, seeded_generator(seed, "sample"), gauge, batch_norm)
+        for lo in range(0, n, chunk):
+            yield GeneratedNetworks(networks.spec, [f[lo:lo + chunk] for f in networks.filters])
+
+    def walk(self, t: Tensor, generator: torch.Generator) -> list[Tensor] | None:
+        """Gauge-fixed networks at the points t of the interpolated path between two fresh
+        draws (t = 1 the first, t = 0 the second; Figs. 4-5); None when the method has no
+        noise to interpolate."""
+        return None
+
+    # ---- helpers for subclasses ------------------------------------------------------------
+    def check_batch_norm(self, batch_norm: str) -> None:
+        if batch_norm != "running" and not self.batch_norm:
+            raise WeightgenError(f"--batch-norm {batch_norm}: a {self.name} run has no batch "
+                                 f"norm")
+
+    def fixed(self, filters: list[Tensor], n: int, gauge: bool) -> GeneratedNetworks:
+        """The first n of a fixed set of networks, gauge-fixed unless ``gauge`` is False."""
+        if n > filters[0].shape[0]:
+            raise WeightgenError(f"the run holds {filters[0].shape[0]} trained networks, "
+                                 f"not {n}")
+        first = [f[:n].to(self.device) for f in filters]
+        return GeneratedNetworks(self.spec, gauge_fix(self.spec, first) if gauge else first)
+

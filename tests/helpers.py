@@ -1,0 +1,63 @@
+"""Helpers shared by the tests (plain functions and constants; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# report options small enough for a test: seconds, not hours
+SMALL_REPORT = ["--networks", "8", "--ensemble-size", "4", "--pca-samples", "30",
+                "--filter-samples", "4", "--path-pairs", "2", "--path-points", "4",
+                "--diversity-networks", "3", "--adversarial-images", "30",
+                "--adversarial-ensemble", "3", "--test-images", "200", "--no-progress"]
+
+
+def data_dir() -> Path:
+    """The real data: $WEIGHTGEN_DATA, else ../shared/data beside the checkout."""
+    if os.environ.get("WEIGHTGEN_DATA"):
+        return Path(os.environ["WEIGHTGEN_DATA"])
+    return REPO.parent / "shared" / "data"
+
+
+def tiny_config_dict(**train) -> dict:
+    """The paper's target with a small hypernetwork and a few small steps."""
+    return {
+        "name": "tiny",
+        "seed": 1,
+        "target": {"preset": "mnist_cnn"},
+        "hypernet": {"noise_dim": 16, "code_dim": 4, "extractor_hidden": [32],
+                     "generator_hidden": [[16], [16], [16], [16]]},
+        "objective": {"lambda": 100.0},
+        "train": {"steps": 6, "noise_samples": 4, "images_per_network": 8, "lr": 1e-3,
+                  "validate_every": 3, "validation_networks": 4, "checkpoint_every": 3,
+                  "keep_checkpoints": 2, **train},
+    }
+
+
+def write_tiny_yaml(path: Path, **train) -> Path:
+    """A YAML file of :func:`tiny_config_dict`."""
+    path.write_text(yaml.safe_dump(tiny_config_dict(**train)))
+    return path
+
+
+def random_filters(spec, k: int, scale: float = 1.0) -> list[torch.Tensor]:
+    """k random networks of a spec, weights scaled by 1/sqrt(fan-in)."""
+    return [torch.randn(k, layer.out_size, layer.filter_size) * scale / layer.filter_size ** 0.5
+            for layer in spec.layers]
+
+
+def trained_hypernet(run_dir: Path):
+    """The hypernetwork of a run folder's newest checkpoint (in eval mode)."""
+    from weightgen.runfolder import open_run
+    return open_run(run_dir).hypernet
+
+
+def fresh_hypernet(config):
+    """The untrained hypernetwork of a config, initialised as training initialises it."""
+    from weightgen.methods import build_method
+    return build_method(config).hypernet
