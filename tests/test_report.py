@@ -148,3 +148,29 @@ def test_toy_training_lowers_the_loss_and_spreads_the_path(tmp_path):
     assert after < before - 1.0
     assert length[1] > 3 * length[0]
     assert stats["density"] > 0.02
+
+
+def test_the_report_page_renders_in_a_headless_browser(tmp_path, mnist_dir):
+    """A screenshot of index.html in Chromium (installed by .ci/run from Debian's packages;
+    skipped where there is none) shows the page: text, table and figures, not a blank."""
+    import shutil
+    import subprocess
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium (.ci/run installs Debian's)")
+    from matplotlib.image import imread
+    from tests.helpers import REPO
+    run = tmp_path / "run"
+    shutil.copytree(REPO / "tests" / "data" / "legacy_runs" / "hypernetwork", run)
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out), "--data-dir", str(mnist_dir),
+                 "--threads", "1", *SMALL]) == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", "--window-size=1200,2400", f"--screenshot={shot}",
+                    (out / "index.html").as_uri()], capture_output=True, timeout=120)
+    pixels = imread(shot)[..., :3]  # (2400, 1200, 3) in [0, 1]
+    assert pixels.shape[:2] == (2400, 1200)
+    ink = (pixels.min(-1) < 0.9).mean()  # share of non-white pixels
+    blue = ((pixels[..., 2] > 0.5) & (pixels[..., 0] < 0.3)).mean()  # histogram bars, links
+    assert ink > 0.03 and blue > 0.001

@@ -171,7 +171,8 @@ def training_curves(records: list[dict], title: str, out: Path) -> Path:
     train = [r for r in records if r.get("kind") == "train" and "loss" in r]
     validation = [r for r in records if r.get("kind") == "validation"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
-    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], color="tab:blue")
+    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], color="tab:blue",
+                 marker="." if len(train) < 30 else None)
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("training loss")
     for key, label, style in (("accuracy_mean", "mean accuracy", "-"),
