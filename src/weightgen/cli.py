@@ -69,8 +69,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .distributed import resolve_device
-    from .evaluate import warn_if_slow_bfloat16
     from .methods import METHODS
     from .runfolder import RunLock
 
@@ -90,14 +88,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if overrides:
         config = config.replace(train=dataclasses.replace(config.train, **overrides))
     out = Path(args.out or Path("runs") / config.name)
-    if config.method == "hypernetwork":
-        from .memory import require, training_step_bytes
-        require(training_step_bytes(config.spec(), config.train.noise_samples,
-                                    config.train.images_per_network),
-                f"a training step of {config.train.noise_samples} noise samples x "
-                f"{config.train.images_per_network} images", "lower train.noise_samples or "
-                "train.images_per_network")
-        warn_if_slow_bfloat16(config.train.precision, resolve_device(args.device))
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 owns the folder
     with RunLock(out) if main_process else contextlib.nullcontext():
         return _train_in(config, out, args, threads)
@@ -148,8 +138,8 @@ def _check_output(path: str, force: bool, inputs: Sequence[str] = ()) -> None:
         raise WeightgenError(f"{path}: folder {target.parent} does not exist")
 
 
-def _non_finite(filters: Sequence) -> "torch.Tensor":
-    """(N,) bool: networks with a NaN or infinite weight."""
+def _non_finite(filters: Sequence):
+    """(N,) bool tensor: networks with a NaN or infinite weight."""
     import torch
     return ~torch.stack([torch.isfinite(f.flatten(1)).all(1) for f in filters]).all(0)
 
@@ -168,7 +158,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     extra = {"source": method.label, "run": method.config.name, "step": str(method.step),
              "seed": str(args.seed), "gauge_fixed": str(not args.raw).lower(),
              **({"batch_norm": args.batch_norm} if method.batch_norm else {})}
-    noise_dim = method.config.hypernet.noise_dim if method.name == "hypernetwork" else None
+    noise_dim = method.noise_dim
     if not ctx.is_main:
         for _ in chunks:  # generate this rank's shares; rank 0 writes
             pass

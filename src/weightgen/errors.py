@@ -9,3 +9,9 @@ def check_config(ok: bool, key: str, why: str) -> None:
     """Refuse a config value in one line naming its key: ``config: KEY WHY``."""
     if not ok:
         raise WeightgenError(f"config: {key} {why}")
+
+
+def check_ranges(checks: dict[str, bool]) -> None:
+    """Refuse the first config key whose check is False: ``config: KEY is out of range``."""
+    for key, ok in checks.items():
+        check_config(ok, key, "is out of range")

@@ -23,7 +23,7 @@ from .config import Config
 from .data import Dataset, check_fits, load_dataset
 from .errors import WeightgenError
 from .fileio import MetricsLog
-from .methods import Method, build_method
+from .methods import METHODS, build_method
 from .runfolder import load_latest, prepare_run_folder, save_checkpoint
 from .tensorboard import TensorBoardLog
 from .threads import ThreadGovernor
@@ -45,6 +45,7 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
     run_dir = Path(run_dir)
     ctx = distributed.setup(distributed.resolve_device(device))
     dev = distributed.local_device(distributed.resolve_device(device), ctx)
+    METHODS[config.method].check_resources(config, dev)
     method = build_method(config, dev)
     tc = config.train
     if ctx.active and not method.distributed:

@@ -73,13 +73,6 @@ def saved_config(run_dir: str | Path) -> dict:
     return data
 
 
-def run_method(path: str | Path) -> str | None:
-    """The ``method`` of a run folder's config, or None when ``path`` is not a run folder."""
-    if not (Path(path) / "config.yaml").is_file():
-        return None
-    return saved_config(path).get("method", "hypernetwork")
-
-
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     """Delete the temporary files of writes that a killed process left (``.NAME.*.tmp`` beside
     config, log and checkpoints); only call while holding the run's lock."""

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .entropy import kl_entropy, nearest_neighbour_distances
+from .errors import check_ranges
 from .rng import seeded_generator
 
 
@@ -32,16 +33,13 @@ class ToyConfig:
     path_points: int = 400  # evenly spaced z for the figure
 
     def __post_init__(self) -> None:
-        from .errors import WeightgenError
         checks = {"toy.components": self.components >= 1, "toy.steps": self.steps >= 0,
                   "toy.noise_samples": self.noise_samples >= 2, "toy.lr": self.lr > 0,
                   "toy.lr_decay": 0 < self.lr_decay <= 1, "toy.path_points": self.path_points >= 2,
                   "toy.hidden": all(h >= 1 for h in self.hidden),
                   "toy.sigma_range": 0 < self.sigma_range[0] <= self.sigma_range[1],
                   "toy.weight_range": 0 < self.weight_range[0] <= self.weight_range[1]}
-        for key, ok in checks.items():
-            if not ok:
-                raise WeightgenError(f"config: {key} is out of range")
+        check_ranges(checks)
 
 
 class GaussianMixture:

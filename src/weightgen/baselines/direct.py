@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..errors import WeightgenError
+from ..errors import check_ranges
 from ..rng import seeded_generator
 from ..targets import TargetSpec
 
@@ -32,9 +32,7 @@ class DirectConfig:
         checks = {"direct.copies": self.copies >= 1, "direct.steps": self.steps >= 0,
                   "direct.batch_size": self.batch_size >= 1, "direct.lr": self.lr > 0,
                   "direct.lr_decay": 0 < self.lr_decay <= 1, "direct.init_std": self.init_std > 0}
-        for key, ok in checks.items():
-            if not ok:
-                raise WeightgenError(f"config: {key} is out of range")
+        check_ranges(checks)
 
 
 def init_filters(spec: TargetSpec, cfg: DirectConfig, seed: int) -> list[Tensor]:

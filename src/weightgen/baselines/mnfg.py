@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import WeightgenError
+from ..errors import check_ranges
 from ..targets import LayerSpec, TargetSpec
 
 LOG_2PI = math.log(2 * math.pi)
@@ -48,9 +48,7 @@ class MNFGConfig:
                   "mnfg.hidden_q": self.hidden_q >= 1, "mnfg.hidden_r": self.hidden_r >= 1,
                   "mnfg.std_clip": self.std_clip > 0, "mnfg.batch_size": self.batch_size >= 1,
                   "mnfg.steps": self.steps >= 0, "mnfg.lr": self.lr > 0}
-        for key, ok in checks.items():
-            if not ok:
-                raise WeightgenError(f"config: {key} is out of range")
+        check_ranges(checks)
 
 
 def _glorot_(t: Tensor, fan_in: int, fan_out: int) -> Tensor:

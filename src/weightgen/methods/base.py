@@ -55,6 +55,11 @@ class Method(ABC):
         self.step = 0  # of the loaded checkpoint
 
     # ---- training --------------------------------------------------------------------------
+    @classmethod
+    def check_resources(cls, config: Any, device: torch.device) -> None:
+        """Refuse, before anything is built or written, a config this machine cannot train
+        (one-line error); warn about settings that run slowly here."""
+
     @property
     def module(self) -> nn.Module:
         """The module holding every trained parameter (wrapped by DDP under torchrun)."""
@@ -94,6 +99,11 @@ class Method(ABC):
         self.module.load_state_dict(payload["model"])
 
     # ---- networks --------------------------------------------------------------------------
+    @property
+    def noise_dim(self) -> int | None:
+        """The length of the noise vector a network is generated from (None: no such noise)."""
+        return None
+
     @property
     def size(self) -> int | None:
         """How many networks the method holds when it is a fixed set; None for a generator."""

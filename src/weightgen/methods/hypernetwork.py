@@ -11,8 +11,9 @@ from torch import Tensor, nn
 from ..data import Split, training_batch_indices
 from ..distributed import Context, gather_shards, split
 from ..errors import WeightgenError
-from ..evaluate import ensemble_metrics, predict
+from ..evaluate import ensemble_metrics, predict, warn_if_slow_bfloat16
 from ..hypernet import HyperNetwork, batch_statistics
+from ..memory import require, training_step_bytes
 from ..networks import GeneratedNetworks
 from ..objective import combined_loss, objective, output_entropy, weight_entropy
 from ..rng import seeded_generator
@@ -35,9 +36,22 @@ class HypernetworkMethod(Method):
         torch.manual_seed(config.seed)  # parameter initialisation
         self.hypernet = HyperNetwork(self.spec, config.hypernet).to(self.device)
 
+    @classmethod
+    def check_resources(cls, config, device: torch.device) -> None:
+        tc = config.train
+        require(training_step_bytes(config.spec(), tc.noise_samples, tc.images_per_network),
+                f"a training step of {tc.noise_samples} noise samples x "
+                f"{tc.images_per_network} images",
+                "lower train.noise_samples or train.images_per_network")
+        warn_if_slow_bfloat16(tc.precision, device)
+
     @property
     def module(self) -> nn.Module:
         return self.hypernet
+
+    @property
+    def noise_dim(self) -> int:
+        return self.config.hypernet.noise_dim
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         tc = self.config.train
