@@ -4,9 +4,9 @@ config and a card with its provenance and measured test numbers.
     python scripts/export_pretrained.py RUN NAME --trained-with "weightgen train ..." \
         --machine "2-core AMD EPYC (AVX2), PyTorch 2.13.0 CPU"
 
-Measures, with sampling seed 0: 200 networks on the 10,000 MNIST test images (mean, min, max,
-majority vote), and the subset tests/test_pretrained.py re-measures (20 networks, the first
-2,000 test images).
+Measures, with sampling seed 0 on the test split of the run's dataset: 200 networks (mean, min,
+max, majority vote of the 200), and the subset tests/test_pretrained.py re-measures (20
+networks, the first 2,000 test images).
 """
 
 from __future__ import annotations

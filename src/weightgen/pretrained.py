@@ -10,6 +10,7 @@ its measured test numbers). ``scripts/export_pretrained.py`` writes one from a r
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -58,5 +59,6 @@ def export(state: dict[str, torch.Tensor], config_yaml: str, info: dict, out: Pa
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / WEIGHTS) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))
+        os.chmod(tmp, 0o644)  # safetensors writes owner-only files; this one ships
     atomic_write_text(out / "config.yaml", config_yaml)
     atomic_write_text(out / CARD, json.dumps(info, indent=2) + "\n")
