@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", parents=[common], help="write N generated networks to a "
                        "safetensors exchange file")
-    p.add_argument("run_dir", help="a run folder made by 'weightgen train'")
+    p.add_argument("run_dir", help="a run folder made by 'weightgen train', or pretrained:NAME "
+                   "(a generator shipped with weightgen)")
     p.add_argument("-n", "--num", type=_positive, required=True, help="number of networks")
     p.add_argument("-o", "--output", required=True, help="output .safetensors file")
     p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", parents=[common], help="accuracy of generated networks and "
                        "of their ensembles")
-    p.add_argument("source", help="a run folder or a .safetensors networks file")
+    p.add_argument("source", help="a run folder, pretrained:NAME or a .safetensors networks file")
     p.add_argument("-n", "--num", type=_positive, default=None,
                    help="networks to sample from a run folder (default 200)")
     p.add_argument("--ensemble-size", type=_positive, default=None,
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", parents=[common], help="every experiment and figure of the "
                        "paper for a run (and others to compare) in one report")
-    p.add_argument("source", help="a run folder (hypernetwork, baseline or toy), a networks file "
+    p.add_argument("source", help="a run folder (hypernetwork, baseline or toy), pretrained:NAME, "
+                   "a networks file "
                    "or a finished report's folder")
     p.add_argument("--compare", nargs="+", default=[], metavar="RUN_OR_FILE",
                    help="further runs, networks files or finished report folders (reused, not "
