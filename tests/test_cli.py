@@ -18,6 +18,7 @@ def tiny_yaml(tmp_path):
                            checkpoint_every=2)
 
 
+@pytest.mark.slow
 def test_train_sample_evaluate(tiny_yaml, tmp_path, mnist_dir, capsys):
     run = tmp_path / "run"
     assert main(["train", "--config", str(tiny_yaml), "--out", str(run), "--data-dir",
@@ -70,6 +71,7 @@ def test_user_errors_are_one_line_with_nonzero_exit(argv, message, capsys):
     assert err.count("\n") == 1 and err.startswith("weightgen: error:")
 
 
+@pytest.mark.slow
 def test_bad_config_value_through_the_real_command(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  lr: -1\n")
@@ -193,6 +195,7 @@ def _sample_peak_memory(run, n, out):
     return int(result.stdout.strip().splitlines()[-1]) * 1024  # VmHWM is in KiB
 
 
+@pytest.mark.slow
 def test_sampling_20000_networks_stays_under_a_memory_cap(tiny_run, tmp_path):
     """20,000 networks of the paper's CNN are 1.6 GB; sampling them takes about the memory of
     sampling 1,000 (one chunk), far below the file's size."""
@@ -312,6 +315,7 @@ def test_config_mistakes_are_one_line_errors(tmp_path, capsys, text, message):
     assert not (tmp_path / "run" / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_binary_config_and_huge_values_give_short_messages(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_bytes(bytes(range(256)) * 4)
@@ -376,6 +380,7 @@ def test_every_option_explains_itself_and_version(capsys):
     assert capsys.readouterr().out.startswith("weightgen 0.")
 
 
+@pytest.mark.slow
 def test_resuming_and_finished_runs_say_so(tiny_yaml, tmp_path, mnist_dir, capsys):
     run = tmp_path / "run"
     args = ["train", "--config", str(tiny_yaml), "--out", str(run), "--data-dir",

@@ -58,6 +58,7 @@ def _worker(rank, world, init_file, out_file):
     teardown()  # barrier first: rank 1 must not close gloo while rank 0 is still saving
 
 
+@pytest.mark.slow
 def test_sharded_loss_and_gradients_equal_single_process(tmp_path):
     out = tmp_path / "rank0.pt"
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
@@ -92,6 +93,7 @@ def tiny_yaml(tmp_path):
                            validate_every=2)
 
 
+@pytest.mark.slow
 def test_torchrun_training_and_sampling_match_one_process(tiny_yaml, tmp_path, mnist_dir):
     env_args = ["--data-dir", str(mnist_dir), "--device", "cpu"]
     single, multi = tmp_path / "single", tmp_path / "multi"

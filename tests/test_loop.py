@@ -17,6 +17,7 @@ def read_log(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_training_on_real_mnist_lowers_the_loss(mnist, tmp_path):
     # the paper's hypernetwork and lambda (with the tiny config's lambda = 100 the entropy
     # dominates and when the target leaves its plateau depends on rounding)
@@ -150,6 +151,7 @@ def _wait_for(path, process, timeout=120.0):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_is_bit_identical_to_an_uninterrupted_run(mnist_dir, tmp_path):
     import signal
     import subprocess
@@ -180,6 +182,7 @@ def test_sigkill_then_rerun_is_bit_identical_to_an_uninterrupted_run(mnist_dir, 
     assert not list((tmp_path / "killed" / "checkpoints").glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(mnist_dir, tmp_path):
     import signal
     import subprocess

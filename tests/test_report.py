@@ -20,6 +20,7 @@ def tiny_run(tmp_path_factory, mnist_dir):
     return run, nets
 
 
+@pytest.mark.slow
 def test_report_of_a_run_beside_a_networks_file(tiny_run, tmp_path, mnist_dir):
     run, nets = tiny_run
     out = tmp_path / "report"
@@ -73,6 +74,7 @@ def check_page(page: str, metrics: dict) -> None:
         "weightgen report")
 
 
+@pytest.mark.slow
 def test_a_finished_report_is_compared_without_recomputing(tiny_run, tmp_path, mnist_dir):
     run, nets = tiny_run
     first = tmp_path / "first"
@@ -150,6 +152,7 @@ def test_toy_training_lowers_the_loss_and_spreads_the_path(tmp_path):
     assert stats["density"] > 0.02
 
 
+@pytest.mark.slow
 def test_the_report_page_renders_in_a_headless_browser(tmp_path, mnist_dir):
     """A screenshot of index.html in Chromium (installed by .ci/run from Debian's packages;
     skipped where there is none) shows the page: text, table and figures, not a blank."""

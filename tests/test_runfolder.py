@@ -80,6 +80,7 @@ def test_deleted_config_is_restored_from_the_checkpoint_and_a_new_one_refused(
     assert yaml.safe_load((run / "config.yaml").read_text()) == yaml.safe_load(saved)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_run_or_renamed_is_refused(tmp_path, mnist_dir, capsys):
     config = write_tiny_yaml(tmp_path / "tiny.yaml", steps=2, checkpoint_every=2)
     assert _train(config, tmp_path / "a", mnist_dir) == 0
@@ -97,6 +98,7 @@ def test_a_checkpoint_of_another_run_or_renamed_is_refused(tmp_path, mnist_dir, 
     assert "belongs to another run (seed is 5 there, 1 in config.yaml)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_checkpoint_with_only_a_format_tag_falls_back_to_the_previous(tmp_path, mnist_dir,
                                                                      capsys):
     config = write_tiny_yaml(tmp_path / "tiny.yaml", steps=4, checkpoint_every=2)
@@ -110,6 +112,7 @@ def test_checkpoint_with_only_a_format_tag_falls_back_to_the_previous(tmp_path, 
     assert "incomplete checkpoint" in captured.err and "(step 2)" in captured.out
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_exits_143_and_stale_temporaries_go(tmp_path, mnist_dir):
     run = tmp_path / "run"
     config = write_tiny_yaml(tmp_path / "tiny.yaml", steps=100000, checkpoint_every=100000,

@@ -1,3 +1,4 @@
+import pytest
 import json
 
 import torch
@@ -18,6 +19,7 @@ def test_initialisation_follows_the_notes():
     assert not torch.equal(filters[0][0], filters[0][1])  # copies start apart
 
 
+@pytest.mark.slow
 def test_direct_baseline_trains_exports_and_reports(tmp_path, mnist_dir):
     import yaml
     from safetensors.torch import load_file

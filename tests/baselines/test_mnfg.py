@@ -100,6 +100,7 @@ def test_paths_are_straight_lines_when_z_is_fixed():
         assert (mat[-1] - mat[0]).abs().max() > 0.1  # two different end points
 
 
+@pytest.mark.slow
 def test_short_training_on_mnist_lowers_the_loss_and_exports(tmp_path, mnist_dir):
     import yaml
     from safetensors.torch import load_file
