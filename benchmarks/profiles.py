@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from weightgen.config import ObjectiveConfig
+from weightgen.objective import ObjectiveConfig
 from weightgen.evaluate import predict
 from weightgen.hypernet import HyperNetwork
 from weightgen.objective import objective

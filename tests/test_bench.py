@@ -33,7 +33,7 @@ def test_flop_count_of_the_paper_cnn_matches_a_hand_count():
 
 def test_bfloat16_training_step_tracks_the_float32_loss():
     import torch
-    from weightgen.config import ObjectiveConfig
+    from weightgen.objective import ObjectiveConfig
     from weightgen.hypernet import HyperNetwork
     from weightgen.objective import objective
     from weightgen.targets import mnist_cnn

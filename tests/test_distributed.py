@@ -10,10 +10,9 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from weightgen.runfolder import list_checkpoints, load_checkpoint
-from weightgen.config import ObjectiveConfig
 from weightgen.distributed import Context, gather_shards, split, teardown
 from weightgen.hypernet import HyperNetwork
-from weightgen.objective import objective
+from weightgen.objective import ObjectiveConfig, objective
 from weightgen.targets import mnist_cnn
 
 from tests.helpers import write_tiny_yaml

@@ -1,8 +1,7 @@
 import torch
 
-from weightgen.config import ObjectiveConfig
 from weightgen.hypernet import HyperNetwork
-from weightgen.objective import objective
+from weightgen.objective import ObjectiveConfig, objective
 from weightgen.symmetry import gauge_fix, gauge_penalty
 from weightgen.entropy import kl_entropy
 from weightgen.targets import forward, mnist_cnn

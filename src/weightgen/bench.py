@@ -22,10 +22,9 @@ from typing import Callable
 
 import torch
 
-from .config import ObjectiveConfig
 from .evaluate import predict
 from .hypernet import HyperNetwork
-from .objective import objective
+from .objective import ObjectiveConfig, objective
 from .symmetry import gauge_fix
 from .targets import TargetSpec, mnist_cnn
 
