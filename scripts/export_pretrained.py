@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import subprocess
-from pathlib import Path
 
 import torch
 import yaml
@@ -22,6 +20,7 @@ import yaml
 from weightgen import pretrained
 from weightgen.data import load_dataset
 from weightgen.evaluate import ensemble_metrics, predict
+from weightgen.reportpage import provenance
 from weightgen.runfolder import open_run, saved_config
 
 SUBSET_NETWORKS, SUBSET_IMAGES = 20, 2000
@@ -50,8 +49,7 @@ def main() -> None:
     if method.name != "hypernetwork":
         raise SystemExit("only hypernetwork runs are shipped")
     test = load_dataset(method.config.data, args.data_dir).test
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
+    commit = provenance(None)["commit"]
     info = {"name": args.name, "method": method.name, "run": method.config.name,
             "step": method.step, "trained_with": args.trained_with, "machine": args.machine,
             "exported_at_commit": commit,

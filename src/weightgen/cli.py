@@ -115,8 +115,8 @@ def _open_run(run_dir: str, device: str):
     from . import distributed
     from .runfolder import open_run
 
-    ctx = distributed.setup(distributed.resolve_device(device))
-    method = open_run(run_dir, distributed.local_device(distributed.resolve_device(device), ctx))
+    ctx, dev = distributed.start(device)
+    method = open_run(run_dir, dev)
     if not method.needs_data:
         raise WeightgenError(f"{run_dir}: the toy problem has no target networks (use "
                              f"'weightgen report' for its figure)")
@@ -206,8 +206,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise WeightgenError("--batch-norm applies to sampling from a run folder, not to "
                                  "a networks file")
         networks = load_networks(source)
-        ctx = distributed.setup(distributed.resolve_device(args.device))
-        dev = distributed.local_device(distributed.resolve_device(args.device), ctx)
+        ctx, dev = distributed.start(args.device)
         spec, filters, origin = networks.spec, [f.to(dev) for f in networks.filters()], str(source)
         data_config = None
     data_config = _data_config(args.data) if args.data else data_config or _data_config("mnist")

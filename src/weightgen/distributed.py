@@ -90,6 +90,14 @@ def local_device(device: torch.device, ctx: Context) -> torch.device:
     return device
 
 
+def start(device: str) -> tuple[Context, torch.device]:
+    """A ``--device`` value resolved once: the process group (under torchrun) and this
+    process's device."""
+    resolved = resolve_device(device)
+    ctx = setup(resolved)
+    return ctx, local_device(resolved, ctx)
+
+
 class _AllReduceSum(torch.autograd.Function):
     """Sum over processes whose backward also sums (each rank's input feeds every rank)."""
 

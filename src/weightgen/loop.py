@@ -43,8 +43,7 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
     seconds, :mod:`threads`).
     """
     run_dir = Path(run_dir)
-    ctx = distributed.setup(distributed.resolve_device(device))
-    dev = distributed.local_device(distributed.resolve_device(device), ctx)
+    ctx, dev = distributed.start(device)
     METHODS[config.method].check_resources(config, dev)
     method = build_method(config, dev)
     tc = config.train

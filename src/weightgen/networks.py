@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import WeightgenError
+from .evaluate import ensemble_metrics, predict
 from .targets import TargetSpec
 
 
@@ -39,7 +40,6 @@ class GeneratedNetworks:
     def logits(self, images: Tensor) -> Tensor:
         """Logits of every network on shared images: (K, B, classes)."""
         self.check_images(images)
-        from .evaluate import predict
         return predict(self.spec, [f.to(images.device) for f in self.filters], images)
 
     def module(self, index: int) -> nn.Module:
@@ -56,8 +56,7 @@ class GeneratedNetworks:
         """Accuracy of single networks and of the ensembles (majority vote, mean probability,
         most confident), with NLL and ECE of a single network and of the ensemble's mean
         probability."""
-        from .analysis.uncertainty import calibration
-        from .evaluate import ensemble_metrics
+        from .analysis.uncertainty import calibration  # scikit-learn: imported on use only
         logits = self.logits(images)
         labels = labels.to(logits.device)
         if labels.shape != (images.shape[0],) or labels.min() < 0 or \

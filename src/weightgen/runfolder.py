@@ -268,23 +268,22 @@ def open_run(run_dir: str | Path, device: torch.device | str = "cpu") -> Method:
     problem made before they held their config are read with config.yaml's."""
     run_dir = pretrained.resolve(run_dir)
     if pretrained.is_pretrained_folder(run_dir):
-        method = build_method(config_from_dict(saved_config(run_dir)), device)
-        method.load_state({"model": {k: v.to(device) for k, v in
-                                     pretrained.load_weights(run_dir).items()}})
-        method.step = int(pretrained.card(run_dir)["step"])
-        method.module.eval()
-        return method
-    if not run_dir.is_dir():
-        raise WeightgenError(f"{run_dir}: no such run folder")
-    if not (run_dir / "config.yaml").is_file() and not list_checkpoints(run_dir):
-        raise WeightgenError(f"{run_dir}: not a run folder (no config.yaml)")
-    checkpoint = load_latest(run_dir, map_location=device)
-    if checkpoint is None:
-        raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
-    config = config_from_dict(checkpoint["config"] if isinstance(checkpoint.get("config"), dict)
-                              else saved_config(run_dir))
+        config = config_from_dict(saved_config(run_dir))
+        state = {"model": {k: v.to(device) for k, v in pretrained.load_weights(run_dir).items()}}
+        step = pretrained.card(run_dir)["step"]
+    else:
+        if not run_dir.is_dir():
+            raise WeightgenError(f"{run_dir}: no such run folder")
+        if not (run_dir / "config.yaml").is_file() and not list_checkpoints(run_dir):
+            raise WeightgenError(f"{run_dir}: not a run folder (no config.yaml)")
+        state = load_latest(run_dir, map_location=device)
+        if state is None:
+            raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
+        config = config_from_dict(state["config"] if isinstance(state.get("config"), dict)
+                                  else saved_config(run_dir))
+        step = state["step"]
     method = build_method(config, device)
-    method.load_state(checkpoint)
-    method.step = int(checkpoint["step"])
+    method.load_state(state)
+    method.step = int(step)
     method.module.eval()
     return method

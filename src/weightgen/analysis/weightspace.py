@@ -10,7 +10,6 @@ from torch import Tensor
 
 from ..data import Split
 from ..evaluate import predict
-from ..hypernet import HyperNetwork
 from ..rng import seeded_generator
 from ..targets import TargetSpec
 
