@@ -2,7 +2,7 @@
 config and a card with its provenance and measured test numbers.
 
     python scripts/export_pretrained.py RUN NAME --trained-with "weightgen train ..." \
-        --machine "2-core AMD EPYC (AVX2), PyTorch 2.13.0 CPU"
+        --machine "2-core AMD EPYC (AVX2), PyTorch 2.13.0 CPU" [--step best]
 
 Measures, with sampling seed 0 on the test split of the run's dataset: 200 networks (mean, min,
 max, majority vote of the 200), and the subset tests/test_pretrained.py re-measures (20
@@ -42,10 +42,13 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--trained-with", required=True, help="the command that trained it")
     parser.add_argument("--machine", required=True, help="where it was trained")
+    parser.add_argument("--step", default=None,
+                        help="checkpoint to ship: a step number or 'best' by validation vote "
+                             "(default: the newest)")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)  # bit-reproducible measurements
-    method = open_run(args.run)
+    method = open_run(args.run, step=args.step if args.step in (None, "best") else int(args.step))
     if method.name != "hypernetwork":
         raise SystemExit("only hypernetwork runs are shipped")
     test = load_dataset(method.config.data, args.data_dir).test

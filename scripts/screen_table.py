@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from weightgen.config import config_from_dict, load_config
+from weightgen.fileio import MetricsLog
 
 PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper_lambda1e3.yaml"
 IGNORED = {("name",), ("train", "steps"), ("train", "checkpoint_every")}
@@ -42,7 +43,7 @@ def row(run: Path, step: int | None) -> str:
     # both resolved, every default filled in
     config = config_from_dict(yaml.safe_load((run / "config.yaml").read_text())).to_dict()
     paper = load_config(PAPER).to_dict()
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = MetricsLog(run / "metrics.jsonl").records()
     validations = [r for r in records if r["kind"] == "validation"
                    and (step is None or r["step"] == step)]
     v = validations[-1]

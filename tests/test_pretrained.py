@@ -32,6 +32,9 @@ def test_an_exported_generator_samples_the_networks_of_its_run(tmp_path, monkeyp
     assert not any(p.suffix == ".pt" for p in (pretrained.FOLDER / "tiny").iterdir())
     shipped = open_run("pretrained:tiny")
     assert shipped.step == method.step == 4
+    assert open_run("pretrained:tiny", step=4).step == 4
+    with pytest.raises(WeightgenError, match="tiny: a shipped generator holds step 4 only, not 3"):
+        open_run("pretrained:tiny", step=3)
     a, b = next(method.sample(7, seed=2)), next(shipped.sample(7, seed=2))
     assert all(torch.equal(x, y) for x, y in zip(a.filters, b.filters))
     out = tmp_path / "nets.safetensors"

@@ -113,6 +113,8 @@ def test_comparing_a_report_without_networks_is_a_clear_error(tiny_run, tmp_path
     assert main(["report", str(nets), "--compare", str(toy), "--out", str(tmp_path / "o"),
                  "--data-dir", str(mnist_dir), *SMALL]) == 2
     assert "this report has no network sources to compare" in capsys.readouterr().err
+    assert main(["report", str(nets), "--step", "best", "--out", str(tmp_path / "o")]) == 2
+    assert "--step chooses a checkpoint of a run folder" in capsys.readouterr().err
 
 
 def test_toy_report_draws_figure_2(tmp_path):

@@ -1,6 +1,7 @@
 """Run folders that cannot be corrupted: checkpoints that load without running code, the lock,
 checkpoints tied to their run, SIGTERM, stale temporary files, a deleted config.yaml."""
 
+import json
 import os
 import pickle
 import shutil
@@ -192,3 +193,42 @@ def test_save_keeps_the_newest_and_leaves_no_temporary_files(tmp_path):
 
 def test_no_checkpoint_is_none(tmp_path):
     assert load_latest(tmp_path) is None
+
+
+def test_a_chosen_checkpoint_and_the_best_by_validation_vote(tmp_path, mnist_dir, capsys):
+    import weightgen
+    from safetensors import safe_open
+    from weightgen.runfolder import best_validated_step, open_run
+
+    run = tmp_path / "run"  # 6 steps; validations and checkpoints at 3 and 6
+    assert _train(write_tiny_yaml(tmp_path / "tiny.yaml"), run, mnist_dir, "--threads", "1") == 0
+    log = run / "metrics.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    votes = {r["step"]: r for r in records if r["kind"] == "validation"}
+    assert sorted(votes) == [3, 6]
+    votes[3]["ensemble_majority_vote"], votes[6]["ensemble_majority_vote"] = 0.9, 0.5
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert best_validated_step(run) == 3
+    assert open_run(run).step == 6 and open_run(run, step="best").step == 3
+    older, newer = (weightgen.load(run, step=s).sample(2, seed=0) for s in (3, 6))
+    assert not torch.equal(older.filters[0], newer.filters[0])
+    assert torch.equal(weightgen.load(run, step="best").sample(2, seed=0).filters[0],
+                       older.filters[0])
+    nets = tmp_path / "nets.safetensors"
+    assert main(["sample", str(run), "-n", "2", "-o", str(nets), "--step", "best"]) == 0
+    with safe_open(str(nets), "pt") as f:
+        assert f.metadata()["step"] == "3"
+    capsys.readouterr()
+    for step, message in (("4", "no checkpoint of step 4 (kept: 3, 6)"),
+                          ("x", "expected a whole number")):
+        assert main(["evaluate", str(run), "-n", "2", "--step", step]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert main(["evaluate", str(nets), "--step", "3"]) == 2
+    assert "--step applies to a run folder" in capsys.readouterr().err
+    log.write_text("".join(json.dumps(r) + "\n" for r in records if r["kind"] != "validation"))
+    with pytest.raises(WeightgenError, match=r"no validation record for any kept checkpoint "
+                                             r"\(steps 3, 6\)"):
+        open_run(run, step="best")
+    with pytest.raises(WeightgenError, match="step number or 'best', not '3'"):
+        open_run(run, step="3")

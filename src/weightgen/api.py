@@ -29,16 +29,19 @@ class Generator:
     exchange file, drawn as ``weightgen sample`` draws them."""
 
     def __init__(self, source: str | Path, device: str = "cpu", gauge: bool = True,
-                 batch_norm: str = "running"):
+                 batch_norm: str = "running", step: int | str | None = None):
         self.source, self.device, self.gauge, self.batch_norm = pretrained.resolve(source), \
             device, gauge, batch_norm
         self.method: Method | None = None
         if self.source.is_dir():
-            self.method = open_run(self.source, device)
+            self.method = open_run(self.source, device, step)
             if not self.method.needs_data:
                 raise WeightgenError(f"{source}: the toy problem has no target networks")
             self.method.check_batch_norm(batch_norm)
             self.spec = self.method.spec
+        elif step is not None:
+            raise WeightgenError(f"{source}: step= chooses a checkpoint of a run folder; a "
+                                 f"networks file has none")
         else:
             self.networks = load_networks(source)
             self.spec = self.networks.spec
@@ -69,7 +72,8 @@ class Generator:
 
 
 def load(source: str | Path, device: str = "cpu", gauge: bool = True,
-         batch_norm: str = "running") -> Generator:
-    """A :class:`Generator` for a run folder (any method), a shipped generator
+         batch_norm: str = "running", step: int | str | None = None) -> Generator:
+    """A :class:`Generator` for a run folder (any method; checkpoint ``step``: a step number,
+    ``"best"`` by validation majority vote, or None for the newest), a shipped generator
     (``"pretrained:NAME"``, :func:`weightgen.pretrained.available`) or a networks file."""
-    return Generator(source, device, gauge, batch_norm)
+    return Generator(source, device, gauge, batch_norm, step)

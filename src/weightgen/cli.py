@@ -45,8 +45,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     warn_if_slow_bfloat16(args.precision, resolve_device(args.device))
     out = Path(args.out)
     device = str(resolve_device(args.device))
+    if args.step is not None and (is_report_folder(args.source)
+                                  or not pretrained.resolve(args.source).is_dir()):
+        raise WeightgenError(f"--step chooses a checkpoint of a run folder; {args.source} is not "
+                             f"one")
     if pretrained.resolve(args.source).is_dir() and not is_report_folder(args.source):
-        method = open_run(args.source, device)
+        method = open_run(args.source, device, args.step)
         if isinstance(method, ToyMethod):  # a generator of points: Fig. 2 only
             toy_report(method, out, command=args.command_line)
             print(f"report written to {out / 'index.html'}")
@@ -56,8 +60,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     settings = ReportSettings(**fields)
     if settings.ensemble_size > settings.networks:
         raise WeightgenError("--ensemble-size cannot exceed --networks")
-    sources = [Path(s) if is_report_folder(s) else open_source(s, args.seed, device)
-               for s in [args.source, *args.compare]]
+    sources = [Path(s) if is_report_folder(s) else open_source(s, args.seed, device, step)
+               for s, step in [(args.source, args.step), *((c, None) for c in args.compare)]]
     trained_on = next((s.data for s in sources if not isinstance(s, Path) and s.data), None)
     data = _data_config(args.data) if args.data else trained_on or _data_config("mnist")
     ood = data.ood if args.ood is None else None if args.ood == "none" else args.ood
@@ -109,14 +113,14 @@ def _train_in(config, out: Path, args: argparse.Namespace, threads: str) -> int:
     return 0
 
 
-def _open_run(run_dir: str, device: str):
-    """(ctx, method) of a run folder of any method that makes networks, on this process's
-    device (under torchrun each rank's)."""
+def _open_run(run_dir: str, device: str, step: int | str | None):
+    """(ctx, method) of a run folder of any method that makes networks, at checkpoint ``step``
+    (None: the newest), on this process's device (under torchrun each rank's)."""
     from . import distributed
     from .runfolder import open_run
 
     ctx, dev = distributed.start(device)
-    method = open_run(run_dir, dev)
+    method = open_run(run_dir, dev, step)
     if not method.needs_data:
         raise WeightgenError(f"{run_dir}: the toy problem has no target networks (use "
                              f"'weightgen report' for its figure)")
@@ -151,7 +155,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
     _check_output(args.output, args.force, [args.run_dir])
     _threads(args)
-    ctx, method = _open_run(args.run_dir, args.device)
+    ctx, method = _open_run(args.run_dir, args.device, args.step)
     method.check_batch_norm(args.batch_norm)
     chunks = method.sample(args.num, args.seed, gauge=not args.raw, batch_norm=args.batch_norm,
                            ctx=ctx)
@@ -189,7 +193,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _threads(args)
     source = pretrained.resolve(args.source)
     if source.is_dir():
-        ctx, method = _open_run(args.source, args.device)
+        ctx, method = _open_run(args.source, args.device, args.step)
         method.check_batch_norm(args.batch_norm)
         num = args.num or method.size or 200  # a fixed set: all of it
         require(3 * 4 * num * method.spec.num_weights, f"evaluating {num} networks at once",
@@ -199,9 +203,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         spec, filters = method.spec, [torch.cat(layer) for layer in zip(*parts)]
         origin, data_config = f"{source} step {method.step}", method.config.data
     else:
-        if args.num is not None:
-            raise WeightgenError("-n samples networks from a run folder; a networks file is "
-                                 "evaluated whole")
+        if args.num is not None or args.step is not None:
+            raise WeightgenError(f"{'-n' if args.num is not None else '--step'} applies to a "
+                                 f"run folder; a networks file is evaluated whole")
         if args.batch_norm != "running":
             raise WeightgenError("--batch-norm applies to sampling from a run folder, not to "
                                  "a networks file")

@@ -33,6 +33,11 @@ def _at_least(minimum: int):
 _positive, _non_negative = _at_least(1), _at_least(0)
 
 
+def _step(text: str) -> int | str:
+    """An argparse type: a checkpoint's step number or 'best'."""
+    return text if text == "best" else _non_negative(text)
+
+
 REPORT_OPTIONS = {  # the report's protocol sizes, each a paper figure's
     "networks": "networks sampled for the accuracy histograms and ensembles (Fig. 3)",
     "ensemble_size": "networks per ensemble; --networks / this many disjoint ensembles",
@@ -82,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="export G(z) as generated instead of gauge-fixed S(G(z))")
     p.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    _add_step(p)
     _add_batch_norm(p)
 
     p = sub.add_parser("evaluate", parents=[common], help="accuracy of generated networks and "
@@ -103,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-non-finite", action="store_true",
                    help="evaluate networks with NaN or infinite weights instead of refusing")
     _add_precision(p)
+    _add_step(p)
     _add_batch_norm(p)
 
     p = sub.add_parser("report", parents=[common], help="every experiment and figure of the "
@@ -134,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="out-of-distribution test set for the AUROC: a dataset name or 'none' "
                         "(default: the dataset's data.ood, Fashion-MNIST for MNIST)")
     _add_precision(p)
+    _add_step(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("bench", help="training and evaluation throughput against plain "
@@ -158,6 +166,13 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
                    help="CPU threads: a number, 'all' or 'auto' (default $WEIGHTGEN_THREADS, "
                         "else auto: the cores other processes leave idle, re-measured during "
                         "training; a fixed number makes runs bit-for-bit reproducible)")
+
+
+def _add_step(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--step", type=_step, default=None,
+                   help="checkpoint of a run folder: a kept step number, or 'best' for the kept "
+                        "checkpoint with the highest validation majority vote in metrics.jsonl "
+                        "(default: the newest)")
 
 
 def _add_batch_norm(p: argparse.ArgumentParser) -> None:

@@ -68,6 +68,13 @@ class MetricsLog:
                 if line.strip() and _step_of(line) <= step]
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
+    def records(self) -> list[dict[str, Any]]:
+        """The logged records, oldest first (a torn last line is skipped); [] without a log."""
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines()
+                if line.strip() and _step_of(line) < 1 << 62]
+
     def write(self, record: dict[str, Any]) -> None:
         try:
             with open(self.path, "a") as f:

@@ -30,7 +30,7 @@ from .data import DataConfig, check_fits, load_dataset, load_test_split
 from .errors import WeightgenError
 from .evaluate import evaluate_networks, predict
 from .exchange import load_networks
-from .fileio import atomic_write_text
+from .fileio import MetricsLog, atomic_write_text
 from .methods.toy import ToyMethod
 from .runfolder import open_run
 from . import pretrained
@@ -75,15 +75,17 @@ class Source:
         return wanted if self.size is None else min(wanted, self.size)
 
 
-def open_source(path: str | Path, seed: int, device: str = "cpu") -> Source:
-    """A run folder of any method (a generator, or a fixed set of networks) or a networks
-    file as a report source; the report's draws use their own seeded stream."""
+def open_source(path: str | Path, seed: int, device: str = "cpu",
+                step: int | str | None = None) -> Source:
+    """A run folder of any method (a generator, or a fixed set of networks; checkpoint
+    ``step``, default the newest) or a networks file as a report source; the report's draws use
+    their own seeded stream."""
     path = pretrained.resolve(path)
     if not path.is_dir():
         networks = load_networks(path)
         return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec,
                       _cycling([f.to(device) for f in networks.filters()]), size=len(networks))
-    method = open_run(path, device)
+    method = open_run(path, device, step)
     name = f"{method.config.name} (step {method.step})"
     if method.size is not None:
         return Source(name, method.spec, _cycling(method.draw(method.size, None).filters),
@@ -155,7 +157,7 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         slug = _slug(source.name)
         log = source.run_dir / "metrics.jsonl" if source.run_dir is not None else None
         if log is not None and log.is_file():
-            records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            records = MetricsLog(log).records()
             figs.append((f"Training curves, {source.name}", figures.training_curves(
                 records, source.name, out / f"training_{slug}.png")))
         bar.set_postfix_str(f"{source.name}: {stages[0]}")

@@ -25,7 +25,7 @@ import yaml
 from .config import Config, config_from_dict, save_config
 from . import pretrained
 from .errors import WeightgenError
-from .fileio import atomic_path, atomic_write_text
+from .fileio import MetricsLog, atomic_path, atomic_write_text
 from .methods import Method, build_method
 
 # (section, key) pairs a run may change when it is continued; the top-level name is free too
@@ -262,21 +262,71 @@ def prepare_run_folder(config: Config, run_dir: Path) -> None:
     save_config(config, config_path)
 
 
-def open_run(run_dir: str | Path, device: torch.device | str = "cpu") -> Method:
-    """The trained method of a run folder (any method), from its newest good checkpoint, or of
-    a shipped generator (``pretrained:NAME``); its ``step`` says which. Checkpoints of the toy
-    problem made before they held their config are read with config.yaml's."""
+def _kept_steps(run_dir: Path) -> list[int]:
+    return [_step_in_name(path) for path in list_checkpoints(run_dir)]
+
+
+def best_validated_step(run_dir: str | Path) -> int:
+    """Among the run's kept checkpoints, the step whose validation record in metrics.jsonl has
+    the highest majority vote (the validation split only, never the test split; a tie goes to
+    the later step)."""
+    run_dir = Path(run_dir)
+    kept = set(_kept_steps(run_dir))
+    votes = {r["step"]: r["ensemble_majority_vote"]
+             for r in MetricsLog(run_dir / "metrics.jsonl").records()
+             if r.get("kind") == "validation" and r.get("step") in kept
+             and "ensemble_majority_vote" in r}
+    if not votes:
+        raise WeightgenError(f"{run_dir}: no validation record for any kept checkpoint "
+                             f"(steps {_steps_text(sorted(kept))}); give a step number")
+    return max(votes, key=lambda step: (votes[step], step))
+
+
+def _steps_text(steps: list[int]) -> str:
+    return ", ".join(map(str, steps)) or "none"
+
+
+def load_step(run_dir: str | Path, step: int | str, map_location: str | torch.device = "cpu"
+              ) -> dict[str, Any]:
+    """Checkpoint ``step`` of a run (a step number, or ``"best"``: :func:`best_validated_step`),
+    checked like :func:`load_latest` but never replaced by another step."""
+    run_dir = Path(run_dir)
+    if step == "best":
+        step = best_validated_step(run_dir)
+    elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise WeightgenError(f"step must be a checkpoint's step number or 'best', not {step!r}")
+    path = checkpoint_dir(run_dir) / f"step-{step:07d}.pt"
+    if not path.is_file():
+        raise WeightgenError(f"{run_dir}: no checkpoint of step {step} (kept: "
+                             f"{_steps_text(_kept_steps(run_dir))})")
+    payload = load_checkpoint(path, map_location)
+    run_config = saved_config(run_dir) if (run_dir / "config.yaml").is_file() else None
+    check_belongs(path, payload, run_config)
+    return payload
+
+
+def open_run(run_dir: str | Path, device: torch.device | str = "cpu",
+             step: int | str | None = None) -> Method:
+    """The trained method of a run folder (any method), from its newest good checkpoint or
+    checkpoint ``step`` (a number or ``"best"``, :func:`load_step`), or of a shipped generator
+    (``pretrained:NAME``, one step); its ``step`` says which. Checkpoints of the toy problem
+    made before they held their config are read with config.yaml's."""
     run_dir = pretrained.resolve(run_dir)
     if pretrained.is_pretrained_folder(run_dir):
         config = config_from_dict(saved_config(run_dir))
         state = {"model": {k: v.to(device) for k, v in pretrained.load_weights(run_dir).items()}}
-        step = pretrained.card(run_dir)["step"]
+        shipped = pretrained.card(run_dir)["step"]
+        if step not in (None, "best", shipped):
+            raise WeightgenError(f"{run_dir.name}: a shipped generator holds step {shipped} "
+                                 f"only, not {step}")
+        step = shipped
     else:
         if not run_dir.is_dir():
             raise WeightgenError(f"{run_dir}: no such run folder")
         if not (run_dir / "config.yaml").is_file() and not list_checkpoints(run_dir):
             raise WeightgenError(f"{run_dir}: not a run folder (no config.yaml)")
-        state = load_latest(run_dir, map_location=device)
+        state = load_latest(run_dir, map_location=device) if step is None else \
+            load_step(run_dir, step, map_location=device)
         if state is None:
             raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
         config = config_from_dict(state["config"] if isinstance(state.get("config"), dict)
