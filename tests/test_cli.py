@@ -285,6 +285,30 @@ def test_empty_networks_file_and_oversized_ensemble_are_refused(tiny_run, tmp_pa
     _one_line_error(capsys, "holds no networks")
 
 
+def test_several_sources_are_pooled_into_one_set_of_networks(tiny_run, tmp_path, mnist_dir,
+                                                              capsys):
+    from weightgen.exchange import save_networks
+    from weightgen.targets import TargetSpec
+    nets = tmp_path / "nets.safetensors"
+    assert main(["sample", str(tiny_run), "-n", "2", "-o", str(nets), "--seed", "5"]) == 0
+    parts = []
+    for sources in ([str(tiny_run), "-n", "3"], [str(nets)], [str(tiny_run), str(nets), "-n", "3"]):
+        out = tmp_path / f"m{len(parts)}.json"
+        assert main(["evaluate", *sources, "--split", "validation", "--json", str(out),
+                     "--data-dir", str(mnist_dir), "--threads", "1"]) == 0
+        parts.append(json.loads(out.read_text()))
+    run, file, pooled = parts
+    assert pooled["networks"] == 5 and pooled["source"] == f"{run['source']} + {nets}"
+    assert pooled["accuracies"] == run["accuracies"] + file["accuracies"]
+    other = TargetSpec.from_dict({"input_shape": [1, 28, 28], "layers": [
+        {"name": "fc", "kind": "linear", "in_size": 784, "out_size": 10, "activation": "none"}]})
+    linear = tmp_path / "linear.safetensors"
+    save_networks(linear, other, [torch.zeros(2, 10, 785)])
+    capsys.readouterr()
+    assert main(["evaluate", str(nets), str(linear), "--data-dir", str(mnist_dir)]) == 2
+    _one_line_error(capsys, "are not of the target architecture of")
+
+
 def test_spec_that_does_not_fit_the_data_is_refused_before_work(tmp_path, mnist_dir, capsys):
     from weightgen.exchange import save_networks
     from weightgen.targets import TargetSpec

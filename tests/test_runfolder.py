@@ -225,7 +225,7 @@ def test_a_chosen_checkpoint_and_the_best_by_validation_vote(tmp_path, mnist_dir
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert main(["evaluate", str(nets), "--step", "3"]) == 2
-    assert "--step applies to a run folder" in capsys.readouterr().err
+    assert "--step applies to sampling from a run folder" in capsys.readouterr().err
     log.write_text("".join(json.dumps(r) + "\n" for r in records if r["kind"] != "validation"))
     with pytest.raises(WeightgenError, match=r"no validation record for any kept checkpoint "
                                              r"\(steps 3, 6\)"):

@@ -117,14 +117,20 @@ def _open_run(run_dir: str, device: str, step: int | str | None):
     """(ctx, method) of a run folder of any method that makes networks, at checkpoint ``step``
     (None: the newest), on this process's device (under torchrun each rank's)."""
     from . import distributed
-    from .runfolder import open_run
 
     ctx, dev = distributed.start(device)
-    method = open_run(run_dir, dev, step)
+    return ctx, _open_method(run_dir, dev, step)
+
+
+def _open_method(run_dir: str, device, step: int | str | None):
+    """The trained method of a run folder that makes networks, at checkpoint ``step``."""
+    from .runfolder import open_run
+
+    method = open_run(run_dir, device, step)
     if not method.needs_data:
         raise WeightgenError(f"{run_dir}: the toy problem has no target networks (use "
                              f"'weightgen report' for its figure)")
-    return ctx, method
+    return method
 
 
 def _check_output(path: str, force: bool, inputs: Sequence[str] = ()) -> None:
@@ -181,38 +187,55 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _networks_to_evaluate(source: str, args: argparse.Namespace, ctx, dev):
+    """(spec, filters, origin, data config or None) of one ``evaluate`` source: -n networks
+    sampled from a run folder (checkpoint --step), or a whole networks file."""
+    import torch
+
+    from .exchange import load_networks
+    from .memory import require
+
+    path = pretrained.resolve(source)
+    if not path.is_dir():
+        networks = load_networks(path)
+        return networks.spec, [f.to(dev) for f in networks.filters()], str(path), None
+    method = _open_method(source, dev, args.step)
+    method.check_batch_norm(args.batch_norm)
+    num = args.num or method.size or 200  # a fixed set: all of it
+    require(3 * 4 * num * method.spec.num_weights, f"evaluating {num} networks at once",
+            "use a smaller -n (or several runs of evaluate with other --seed values)")
+    parts = [n.filters for n in method.sample(num, args.seed, batch_norm=args.batch_norm,
+                                              ctx=ctx)]
+    return (method.spec, [torch.cat(layer) for layer in zip(*parts)],
+            f"{path} step {method.step}", method.config.data)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from . import distributed
-    from .exchange import load_networks
-    from .memory import require
 
     if args.json_out:
-        _check_output(args.json_out, args.force, [args.source])
+        _check_output(args.json_out, args.force, args.sources)
     _threads(args)
-    source = pretrained.resolve(args.source)
-    if source.is_dir():
-        ctx, method = _open_run(args.source, args.device, args.step)
-        method.check_batch_norm(args.batch_norm)
-        num = args.num or method.size or 200  # a fixed set: all of it
-        require(3 * 4 * num * method.spec.num_weights, f"evaluating {num} networks at once",
-                "use a smaller -n (or several runs of evaluate with other --seed values)")
-        parts = [n.filters for n in method.sample(num, args.seed, batch_norm=args.batch_norm,
-                                                  ctx=ctx)]
-        spec, filters = method.spec, [torch.cat(layer) for layer in zip(*parts)]
-        origin, data_config = f"{source} step {method.step}", method.config.data
-    else:
-        if args.num is not None or args.step is not None:
-            raise WeightgenError(f"{'-n' if args.num is not None else '--step'} applies to a "
-                                 f"run folder; a networks file is evaluated whole")
-        if args.batch_norm != "running":
-            raise WeightgenError("--batch-norm applies to sampling from a run folder, not to "
-                                 "a networks file")
-        networks = load_networks(source)
-        ctx, dev = distributed.start(args.device)
-        spec, filters, origin = networks.spec, [f.to(dev) for f in networks.filters()], str(source)
-        data_config = None
+    runs = [s for s in args.sources if pretrained.resolve(s).is_dir()]
+    for given, option in ((args.num, "-n"), (args.step, "--step"),
+                          (None if args.batch_norm == "running" else 1, "--batch-norm")):
+        if given is not None and not runs:
+            raise WeightgenError(f"{option} applies to sampling from a run folder; a networks "
+                                 f"file is evaluated whole")
+    ctx, dev = distributed.start(args.device)
+    spec, parts, origins, data_config = None, [], [], None
+    for source in args.sources:
+        part_spec, filters, origin, trained_on = _networks_to_evaluate(source, args, ctx, dev)
+        if spec is not None and part_spec != spec:
+            raise WeightgenError(f"{source}: its networks are not of the target architecture of "
+                                 f"{args.sources[0]}; only networks of one architecture pool")
+        spec, data_config = part_spec, data_config or trained_on
+        parts.append(filters)
+        origins.append(origin)
+    filters = [torch.cat(layer) for layer in zip(*parts)]  # sources pooled, in the given order
+    origin = " + ".join(origins)
     data_config = _data_config(args.data) if args.data else data_config or _data_config("mnist")
     count = filters[0].shape[0]
     if args.ensemble_size is not None and args.ensemble_size > count:

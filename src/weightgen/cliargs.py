@@ -92,9 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", parents=[common], help="accuracy of generated networks and "
                        "of their ensembles")
-    p.add_argument("source", help="a run folder, pretrained:NAME or a .safetensors networks file")
+    p.add_argument("sources", nargs="+", metavar="source",
+                   help="a run folder, pretrained:NAME or a .safetensors networks file; several "
+                        "are pooled into one set of networks (e.g. two generators trained with "
+                        "different seeds), in the order given")
     p.add_argument("-n", "--num", type=_positive, default=None,
-                   help="networks to sample from a run folder (default 200)")
+                   help="networks to sample from each run folder (default 200)")
     p.add_argument("--ensemble-size", type=_positive, default=None,
                    help="split the networks into disjoint ensembles of this size")
     p.add_argument("--split", choices=["test", "validation"], default="test",
