@@ -3,7 +3,8 @@ import torch
 
 from weightgen.data import Split
 from weightgen.evaluate import (ensemble_metrics, evaluate_networks, majority_vote,
-                                mean_probability, most_confident, predict)
+                                mean_probability, most_confident, predict,
+                                prediction_disagreement)
 from weightgen.targets import forward, mnist_cnn
 
 from tests.helpers import random_filters
@@ -74,3 +75,21 @@ def test_unknown_precision_is_a_clear_error():
     spec = mnist_cnn()
     with pytest.raises(WeightgenError, match="unknown precision 'float8'"):
         predict(spec, random_filters(spec, 1), torch.rand(2, 1, 28, 28), precision="float8")
+
+
+def test_disagreement_and_ensemble_nll_against_their_definitions():
+    torch.manual_seed(0)
+    logits = torch.randn(7, 50, 4) * 3
+    labels = torch.randint(0, 4, (50,))
+    predictions = logits.argmax(-1)
+    pairs = [(i, j) for i in range(7) for j in range(7) if i != j]
+    brute = sum((predictions[i] != predictions[j]).float().mean().item() for i, j in pairs)
+    assert prediction_disagreement(logits) == pytest.approx(brute / len(pairs), abs=1e-7)
+    m = ensemble_metrics(logits, labels)
+    mean_probs = logits.softmax(-1).mean(0)
+    assert m["ensemble_nll"] == pytest.approx(
+        -mean_probs[torch.arange(50), labels].log().mean().item(), rel=1e-5)
+    same = logits[:1].expand(5, -1, -1)
+    assert prediction_disagreement(same) == 0.0 and prediction_disagreement(logits[:1]) == 0.0
+    assert ensemble_metrics(same, labels)["ensemble_nll"] == pytest.approx(
+        ensemble_metrics(logits[:1], labels)["cross_entropy"], rel=1e-5)

@@ -269,6 +269,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
           f"{metrics['ensemble_majority_vote']:.4f}  mean probability "
           f"{metrics['ensemble_mean_probability']:.4f}  most confident "
           f"{metrics['ensemble_most_confident']:.4f}")
+    print(f"  ensemble NLL {metrics['ensemble_nll']:.4f}  members disagree on "
+          f"{metrics['prediction_disagreement']:.2%} of images (pairwise)")
     if args.json_out:
         from .fileio import atomic_write_text
         atomic_write_text(args.json_out, json.dumps(metrics, indent=2))

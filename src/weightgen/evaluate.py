@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -80,6 +81,18 @@ def majority_vote(logits: Tensor) -> Tensor:
     return votes.argmax(-1)  # argmax returns the first maximum: the smallest label
 
 
+def prediction_disagreement(logits: Tensor) -> float:
+    """Share of images on which two different members predict differently, averaged over all
+    K(K-1) ordered pairs; exact, from each image's vote counts m_c (agreeing pairs are
+    sum_c m_c (m_c - 1)): (K, N, C) -> float. 0 for a single network."""
+    k = logits.shape[0]
+    if k < 2:
+        return 0.0
+    votes = F.one_hot(logits.argmax(-1), logits.shape[-1]).sum(0).double()  # (N, C)
+    agreeing = (votes * (votes - 1)).sum(-1) / (k * (k - 1))  # (N,)
+    return 1.0 - agreeing.mean().item()
+
+
 def mean_probability(logits: Tensor) -> Tensor:
     """Class of the averaged softmax: (K, N, C) -> (N,)."""
     return logits.softmax(-1).mean(0).argmax(-1)
@@ -94,9 +107,11 @@ def most_confident(logits: Tensor) -> Tensor:
 
 
 def ensemble_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
-    """Single-network accuracies and the three ensemble rules of the implementation notes."""
+    """Single-network accuracies and the three ensemble rules of the implementation notes, the
+    ensemble's NLL (of the mean probability) and the members' prediction disagreement."""
     accuracies = (logits.argmax(-1) == labels).float().mean(-1)  # (K,)
     ce = F.cross_entropy(logits.flatten(0, 1), labels.repeat(logits.shape[0]))
+    log_mean_probs = logits.log_softmax(-1).logsumexp(0) - math.log(logits.shape[0])  # (N, C)
     return {
         "accuracy_mean": accuracies.mean().item(),
         "accuracy_std": accuracies.std().item() if len(accuracies) > 1 else 0.0,
@@ -106,6 +121,8 @@ def ensemble_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
         "ensemble_majority_vote": (majority_vote(logits) == labels).float().mean().item(),
         "ensemble_mean_probability": (mean_probability(logits) == labels).float().mean().item(),
         "ensemble_most_confident": (most_confident(logits) == labels).float().mean().item(),
+        "ensemble_nll": F.nll_loss(log_mean_probs, labels).item(),
+        "prediction_disagreement": prediction_disagreement(logits),
     }
 
 
@@ -147,7 +164,7 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
         "ensemble_size": size,
     }
     for key in ("ensemble_majority_vote", "ensemble_mean_probability", "ensemble_most_confident",
-                "cross_entropy"):
+                "cross_entropy", "ensemble_nll", "prediction_disagreement"):
         result[key] = sum(m[key] for m in per_group) / groups
     if groups > 1:
         result["ensemble_majority_vote_per_ensemble"] = [m["ensemble_majority_vote"]

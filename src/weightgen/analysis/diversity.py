@@ -13,6 +13,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from ..evaluate import prediction_disagreement
 from ..symmetry import permute_filters
 from ..targets import TargetSpec
 
@@ -61,13 +62,11 @@ def diversity_summary(spec: TargetSpec, filters: Sequence[Tensor], logits: Tenso
     aligned_pairs = torch.minimum(pairwise_distances(spec, filters, permutation_aware=True),
                                   plain_pairs)
     plain, aligned = plain_pairs[mask].mean().item(), aligned_pairs[mask].mean().item()
-    predictions = logits.argmax(-1)  # (K, N)
-    disagreement = (predictions.unsqueeze(0) != predictions.unsqueeze(1)).float().mean(-1)
     return {
         "mean_gauge_fixed_distance": plain,
         "mean_permutation_aligned_distance": aligned,
         "share_explained_by_permutations": 1.0 - aligned / plain if plain > 0 else 0.0,
-        "mean_prediction_disagreement": disagreement[mask].mean().item(),
+        "mean_prediction_disagreement": prediction_disagreement(logits),
     }
 
 
