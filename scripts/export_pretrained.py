@@ -31,7 +31,7 @@ def measure(method, test, networks: int, images: int) -> dict:
     m = ensemble_metrics(predict(method.spec, nets.filters, test.images[:images]),
                          test.labels[:images])
     keys = ("accuracy_mean", "accuracy_min", "accuracy_max", "ensemble_majority_vote",
-            "cross_entropy")
+            "cross_entropy", "ensemble_nll", "prediction_disagreement")
     return {"networks": networks, "images": images, "seed": 0,
             **{k: round(m[k], 6) for k in keys}}
 
