@@ -1,0 +1,67 @@
+"""The two-seed tables of RESULTS.md ("What moves the ensemble", issue 12) from run folders and
+``weightgen evaluate --json`` files.
+
+For each run: its config's name, seed, the kept checkpoint with the best validation majority
+vote (``--step best``) and that step's validation record (200 networks, the training's own
+validation z, the validation split). For each evaluate file: the split, the source(s), and the
+single-network and ensemble numbers (accuracies in %).
+
+    python scripts/seed_table.py --runs RUN [RUN ...] [--evaluations FILE [FILE ...]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from weightgen.fileio import MetricsLog
+from weightgen.runfolder import best_validated_step, saved_config
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}"
+
+
+def run_row(run: Path) -> str:
+    config = saved_config(run)
+    step = best_validated_step(run)
+    v = next(r for r in reversed(MetricsLog(run / "metrics.jsonl").records())
+             if r.get("kind") == "validation" and r["step"] == step)
+    return (f"| {run.name} | {config['name']} | {config.get('seed')} | {step} | "
+            f"{_percent(v['accuracy_mean'])} | {_percent(v['accuracy_min'])} | "
+            f"{_percent(v['ensemble_majority_vote'])} | "
+            f"{_percent(v.get('prediction_disagreement'))} |")
+
+
+def evaluation_row(path: Path) -> str:
+    m = json.loads(path.read_text())
+    nll = m.get("ensemble_nll")
+    return (f"| {path.name} | {m['split']} | {m['source']} | {m['networks']} | "
+            f"{_percent(m['accuracy_mean'])} | {_percent(m['accuracy_min'])} | "
+            f"{_percent(m['ensemble_majority_vote'])} | "
+            f"{'—' if nll is None else f'{nll:.4f}'} | "
+            f"{_percent(m.get('prediction_disagreement'))} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", type=Path, default=[])
+    parser.add_argument("--evaluations", nargs="+", type=Path, default=[])
+    args = parser.parse_args()
+    if args.runs:
+        print("| run | config | seed | step chosen on validation | mean | min | majority vote "
+              "| disagreement |")
+        print("|---|---|---|---|---|---|---|---|")
+        for run in args.runs:
+            print(run_row(run))
+    if args.evaluations:
+        print("\n| file | split | networks from | networks | mean | min | majority vote | "
+              "ensemble NLL | disagreement |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for path in args.evaluations:
+            print(evaluation_row(path))
+
+
+if __name__ == "__main__":
+    main()
