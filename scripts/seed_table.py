@@ -19,6 +19,12 @@ from weightgen.fileio import MetricsLog
 from weightgen.runfolder import best_validated_step, saved_config
 
 
+RUN_COLUMNS = ["run", "config", "seed", "step chosen on validation", "mean", "min",
+               "majority vote", "disagreement"]
+EVALUATION_COLUMNS = ["file", "split", "networks from", "networks", "mean", "min",
+                      "majority vote", "ensemble NLL", "disagreement"]
+
+
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
 
@@ -49,19 +55,13 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", type=Path, default=[])
     parser.add_argument("--evaluations", nargs="+", type=Path, default=[])
     args = parser.parse_args()
-    if args.runs:
-        print("| run | config | seed | step chosen on validation | mean | min | majority vote "
-              "| disagreement |")
-        print("|---|---|---|---|---|---|---|---|")
-        for run in args.runs:
-            print(run_row(run))
-    if args.evaluations:
-        print("\n| file | split | networks from | networks | mean | min | majority vote | "
-              "ensemble NLL | disagreement |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for path in args.evaluations:
-            print(evaluation_row(path))
+    tables = [(RUN_COLUMNS, [run_row(run) for run in args.runs]),
+              (EVALUATION_COLUMNS, [evaluation_row(path) for path in args.evaluations])]
+    print("\n\n".join(_table(columns, rows) for columns, rows in tables if rows))
 
+
+def _table(columns: list[str], rows: list[str]) -> str:
+    return "\n".join([f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *rows])
 
 if __name__ == "__main__":
     main()
