@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from weightgen import pretrained
+from weightgen.cliargs import parse_step
 from weightgen.data import load_dataset
 from weightgen.evaluate import ensemble_metrics, predict
 from weightgen.reportpage import provenance
@@ -42,13 +43,13 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--trained-with", required=True, help="the command that trained it")
     parser.add_argument("--machine", required=True, help="where it was trained")
-    parser.add_argument("--step", default=None,
+    parser.add_argument("--step", type=parse_step, default=None,
                         help="checkpoint to ship: a step number or 'best' by validation vote "
                              "(default: the newest)")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)  # bit-reproducible measurements
-    method = open_run(args.run, step=args.step if args.step in (None, "best") else int(args.step))
+    method = open_run(args.run, step=args.step)
     if method.name != "hypernetwork":
         raise SystemExit("only hypernetwork runs are shipped")
     test = load_dataset(method.config.data, args.data_dir).test

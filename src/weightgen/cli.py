@@ -45,11 +45,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     warn_if_slow_bfloat16(args.precision, resolve_device(args.device))
     out = Path(args.out)
     device = str(resolve_device(args.device))
-    if args.step is not None and (is_report_folder(args.source)
-                                  or not pretrained.resolve(args.source).is_dir()):
+    is_run = pretrained.resolve(args.source).is_dir() and not is_report_folder(args.source)
+    if args.step is not None and not is_run:
         raise WeightgenError(f"--step chooses a checkpoint of a run folder; {args.source} is not "
                              f"one")
-    if pretrained.resolve(args.source).is_dir() and not is_report_folder(args.source):
+    if is_run:
         method = open_run(args.source, device, args.step)
         if isinstance(method, ToyMethod):  # a generator of points: Fig. 2 only
             toy_report(method, out, command=args.command_line)
@@ -218,12 +218,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json_out:
         _check_output(args.json_out, args.force, args.sources)
     _threads(args)
-    runs = [s for s in args.sources if pretrained.resolve(s).is_dir()]
-    for given, option in ((args.num, "-n"), (args.step, "--step"),
-                          (None if args.batch_norm == "running" else 1, "--batch-norm")):
-        if given is not None and not runs:
-            raise WeightgenError(f"{option} applies to sampling from a run folder; a networks "
-                                 f"file is evaluated whole")
+    if not any(pretrained.resolve(s).is_dir() for s in args.sources):
+        for option, given in (("-n", args.num is not None), ("--step", args.step is not None),
+                              ("--batch-norm", args.batch_norm != "running")):
+            if given:
+                raise WeightgenError(f"{option} applies to sampling from a run folder; a "
+                                     f"networks file is evaluated whole")
     ctx, dev = distributed.start(args.device)
     spec, parts, origins, data_config = None, [], [], None
     for source in args.sources:

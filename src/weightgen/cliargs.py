@@ -33,7 +33,7 @@ def _at_least(minimum: int):
 _positive, _non_negative = _at_least(1), _at_least(0)
 
 
-def _step(text: str) -> int | str:
+def parse_step(text: str) -> int | str:
     """An argparse type: a checkpoint's step number or 'best'."""
     return text if text == "best" else _non_negative(text)
 
@@ -172,7 +172,7 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
 
 
 def _add_step(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--step", type=_step, default=None,
+    p.add_argument("--step", type=parse_step, default=None,
                    help="checkpoint of a run folder: a kept step number, or 'best' for the kept "
                         "checkpoint with the highest validation majority vote in metrics.jsonl "
                         "(default: the newest)")

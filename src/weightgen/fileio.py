@@ -65,15 +65,15 @@ class MetricsLog:
         if not self.path.exists():
             return
         kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and _step_of(line) <= step]
+                if (record := _record(line)) is not None and record["step"] <= step]
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def records(self) -> list[dict[str, Any]]:
         """The logged records, oldest first (a torn last line is skipped); [] without a log."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines()
-                if line.strip() and _step_of(line) < 1 << 62]
+        return [record for line in self.path.read_text().splitlines()
+                if (record := _record(line)) is not None]
 
     def write(self, record: dict[str, Any]) -> None:
         try:
@@ -83,8 +83,11 @@ class MetricsLog:
             raise WeightgenError(f"cannot write {self.path}: {err.strerror}") from None
 
 
-def _step_of(line: str) -> int:
+def _record(line: str) -> dict[str, Any] | None:
+    """One line of the log as a record with an integer step; None for a torn or blank line."""
     try:
-        return int(json.loads(line)["step"])
+        record = json.loads(line)
+        record["step"] = int(record["step"])
     except (ValueError, KeyError, TypeError):
-        return 1 << 62  # a torn last line: dropped
+        return None
+    return record
