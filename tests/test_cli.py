@@ -299,7 +299,8 @@ def test_several_sources_are_pooled_into_one_set_of_networks(tiny_run, tmp_path,
         parts.append(json.loads(out.read_text()))
     run, file, pooled = parts
     assert pooled["networks"] == 5 and pooled["source"] == f"{run['source']} + {nets}"
-    assert pooled["accuracies"] == run["accuracies"] + file["accuracies"]
+    r, f = run["accuracies"], file["accuracies"]
+    assert pooled["accuracies"] == [r[0], f[0], r[1], f[1], r[2]]  # one of each in turn
     other = TargetSpec.from_dict({"input_shape": [1, 28, 28], "layers": [
         {"name": "fc", "kind": "linear", "in_size": 784, "out_size": 10, "activation": "none"}]})
     linear = tmp_path / "linear.safetensors"
@@ -307,6 +308,25 @@ def test_several_sources_are_pooled_into_one_set_of_networks(tiny_run, tmp_path,
     capsys.readouterr()
     assert main(["evaluate", str(nets), str(linear), "--data-dir", str(mnist_dir)]) == 2
     _one_line_error(capsys, "are not of the target architecture of")
+
+
+def test_evaluate_measures_ood_detection_against_a_second_dataset(tiny_run, tmp_path,
+                                                                   mnist_dir, capsys):
+    out = tmp_path / "ood.json"
+    assert main(["evaluate", str(tiny_run), "-n", "4", "--ensemble-size", "2", "--split",
+                 "validation", "--ood", "fashion_mnist", "--json", str(out), "--data-dir",
+                 str(mnist_dir), "--threads", "1"]) == 0
+    assert "OOD AUROC against fashion_mnist (5000 images)" in capsys.readouterr().out
+    metrics = json.loads(out.read_text())
+    assert metrics["ood"] == "fashion_mnist" and metrics["ensembles"] == 2
+    for key in ("ood_auroc_predictive_entropy", "ood_auroc_mutual_information"):
+        assert 0.0 <= metrics[key] <= 1.0
+    for name, message in (("cifar", "unknown out-of-distribution set 'cifar'"),
+                          ("digits", "out-of-distribution set digits has images of shape "
+                                     "(1, 8, 8), the networks read (1, 28, 28)")):
+        assert main(["evaluate", str(tiny_run), "-n", "2", "--ood", name, "--data-dir",
+                     str(mnist_dir), "--threads", "1"]) == 2
+        _one_line_error(capsys, message)
 
 
 def test_spec_that_does_not_fit_the_data_is_refused_before_work(tmp_path, mnist_dir, capsys):

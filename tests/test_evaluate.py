@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from weightgen.data import Split
-from weightgen.evaluate import (ensemble_metrics, evaluate_networks, majority_vote,
+from weightgen.evaluate import (ensemble_metrics, evaluate_networks, interleave, majority_vote,
                                 mean_probability, most_confident, predict,
                                 prediction_disagreement)
 from weightgen.targets import forward, mnist_cnn
@@ -55,6 +55,35 @@ def test_disjoint_ensembles_are_averaged():
     per = result["ensemble_majority_vote_per_ensemble"]
     assert result["ensemble_majority_vote"] == sum(per) / 2
     assert len(result["accuracies"]) == 6
+
+
+def test_ood_auroc_of_each_ensemble_is_averaged():
+    from weightgen.analysis.uncertainty import ood_detection
+    spec = mnist_cnn()
+    filters = random_filters(spec, 6)
+    split = Split(torch.rand(30, 1, 28, 28), torch.randint(0, 10, (30,)))
+    # the same images as out-of-distribution set: every score ties, AUROC exactly 0.5
+    same = evaluate_networks(spec, filters, split, ensemble_size=3, ood_images=split.images)
+    assert same["ood_auroc_predictive_entropy"] == pytest.approx(0.5, abs=1e-12)
+    assert same["ood_auroc_mutual_information"] == pytest.approx(0.5, abs=1e-12)
+    ood = torch.rand(25, 1, 28, 28) * 3
+    result = evaluate_networks(spec, filters, split, ensemble_size=3, ood_images=ood)
+    per = [ood_detection(forward(spec, [f[g:g + 3] for f in filters], split.images),
+                         forward(spec, [f[g:g + 3] for f in filters], ood)) for g in (0, 3)]
+    for key in ("ood_auroc_predictive_entropy", "ood_auroc_mutual_information"):
+        assert result[key] == pytest.approx((per[0][key] + per[1][key]) / 2, abs=1e-6)
+    assert "ood_auroc_predictive_entropy" not in evaluate_networks(spec, filters, split)
+
+
+def test_interleave_gives_each_ensemble_equal_shares_of_the_sources():
+    a = [torch.arange(4.0).view(4, 1), torch.arange(4.0).view(4, 1, 1)]  # two layers
+    b = [10 + torch.arange(4.0).view(4, 1), 10 + torch.arange(4.0).view(4, 1, 1)]
+    c = [20 + torch.arange(2.0).view(2, 1), 20 + torch.arange(2.0).view(2, 1, 1)]
+    assert interleave([a, b])[0].flatten().tolist() == [0, 10, 1, 11, 2, 12, 3, 13]
+    pooled = interleave([a, b, c])
+    assert pooled[0].flatten().tolist() == [0, 10, 20, 1, 11, 21, 2, 12, 3, 13]
+    assert torch.equal(pooled[1].flatten(), pooled[0].flatten())  # every layer in one order
+    assert torch.equal(interleave([a])[0], a[0])
 
 
 def test_bfloat16_predictions_are_float32_and_close_to_float32_arithmetic():

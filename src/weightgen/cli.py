@@ -234,7 +234,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         spec, data_config = part_spec, data_config or trained_on
         parts.append(filters)
         origins.append(origin)
-    filters = [torch.cat(layer) for layer in zip(*parts)]  # sources pooled, in the given order
+    from .evaluate import interleave
+    filters = interleave(parts)  # one network of each source in turn
     origin = " + ".join(origins)
     data_config = _data_config(args.data) if args.data else data_config or _data_config("mnist")
     count = filters[0].shape[0]
@@ -245,16 +246,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if bad.any() and not args.include_non_finite:
         raise WeightgenError(f"{int(bad.sum())} of {count} networks have non-finite weights "
                              f"(NaN or inf); pass --include-non-finite to evaluate them anyway")
-    from .data import check_fits, load_dataset
+    from .data import check_fits, load_dataset, load_ood_split
     from .evaluate import evaluate_networks, warn_if_slow_bfloat16
     warn_if_slow_bfloat16(args.precision, filters[0].device)
     data = load_dataset(data_config, args.data_dir)
     split = getattr(data, args.split).to(filters[0].device)
     check_fits(spec, data.input_shape, data.num_classes, f"dataset {data.name}")
+    ood = (load_ood_split(args.ood, data.input_shape, args.data_dir).head(len(split))
+           .to(filters[0].device) if args.ood else None)
     metrics = evaluate_networks(spec, filters, split, ensemble_size=args.ensemble_size, ctx=ctx,
-                                 precision=args.precision, progress=sys.stderr.isatty())
+                                 precision=args.precision, progress=sys.stderr.isatty(),
+                                 ood_images=None if ood is None else ood.images)
     metrics["source"] = origin
     metrics["split"] = args.split
+    metrics["ood"] = args.ood
     metrics["precision"] = args.precision
     metrics["non_finite_networks"] = int(bad.sum())
     if not ctx.is_main:
@@ -271,6 +276,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
           f"{metrics['ensemble_most_confident']:.4f}")
     print(f"  ensemble NLL {metrics['ensemble_nll']:.4f}  members disagree on "
           f"{metrics['prediction_disagreement']:.2%} of images (pairwise)")
+    if ood is not None:
+        print(f"  OOD AUROC against {args.ood} ({len(ood)} images): predictive entropy "
+              f"{metrics['ood_auroc_predictive_entropy']:.4f}  mutual information "
+              f"{metrics['ood_auroc_mutual_information']:.4f}")
     if args.json_out:
         from .fileio import atomic_write_text
         atomic_write_text(args.json_out, json.dumps(metrics, indent=2))

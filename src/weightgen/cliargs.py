@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", metavar="source",
                    help="a run folder, pretrained:NAME or a .safetensors networks file; several "
                         "are pooled into one set of networks (e.g. two generators trained with "
-                        "different seeds), in the order given")
+                        "different seeds), one network of each in turn, so that every "
+                        "--ensemble-size ensemble holds equal shares")
     p.add_argument("-n", "--num", type=_positive, default=None,
                    help="networks to sample from each run folder (default 200)")
     p.add_argument("--ensemble-size", type=_positive, default=None,
@@ -107,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset: mnist, fashion_mnist, digits or npz:PATH (default: the run's "
                         "data.name; mnist for a networks file)")
     p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
+    p.add_argument("--ood", default=None, metavar="NAME",
+                   help="also measure each ensemble's OOD AUROC against this dataset's test "
+                        "images (as many as the split's), by predictive entropy and mutual "
+                        "information, e.g. fashion_mnist (costs a second pass)")
     p.add_argument("--json", dest="json_out", help="write all metrics to this JSON file")
     p.add_argument("--force", action="store_true", help="replace the --json file if it exists")
     p.add_argument("--include-non-finite", action="store_true",

@@ -215,6 +215,21 @@ def load_test_split(name: str, data_dir: str | os.PathLike | None = None,
     return load_dataset(name, data_dir, download).test
 
 
+def load_ood_split(name: str, input_shape: tuple[int, ...],
+                   data_dir: str | os.PathLike | None = None, download: bool = True) -> Split:
+    """The test split of built-in dataset ``name`` as out-of-distribution inputs of networks
+    that read images of ``input_shape``."""
+    names = sorted(set(DATASETS) - {"npz"})
+    if name not in names:
+        raise WeightgenError(f"unknown out-of-distribution set {name!r}; choose one of {names}")
+    split = load_test_split(name, data_dir, download)
+    if tuple(split.images.shape[1:]) != tuple(input_shape):
+        raise WeightgenError(f"out-of-distribution set {name} has images of shape "
+                             f"{tuple(split.images.shape[1:])}, the networks read "
+                             f"{tuple(input_shape)}")
+    return split
+
+
 def check_fits(spec, input_shape: tuple[int, ...], num_classes: int, what: str) -> None:
     """Networks of ``spec`` must read ``what``'s inputs and have an output per class."""
     if tuple(spec.input_shape) != tuple(input_shape):

@@ -75,6 +75,16 @@ def predict(spec: TargetSpec, filters: Sequence[Tensor], images: Tensor,
     return torch.cat(rows).float()
 
 
+def interleave(parts: Sequence[Sequence[Tensor]]) -> list[Tensor]:
+    """Pool the networks of several sources, taking one of each source in turn (the rest of a
+    longer source at the end), so that disjoint ensembles hold equal shares of every source:
+    per source, per layer (K_s, ...) -> per layer (sum K_s, ...)."""
+    counts = [part[0].shape[0] for part in parts]
+    turn = torch.cat([torch.arange(n) * len(parts) + s for s, n in enumerate(counts)])
+    order = turn.argsort()  # keys are unique: network i of source s has key i * S + s
+    return [torch.cat(layer)[order.to(layer[0].device)] for layer in zip(*parts)]
+
+
 def majority_vote(logits: Tensor) -> Tensor:
     """Class with most votes among K networks, ties to the smallest label: (K, N, C) -> (N,)."""
     votes = F.one_hot(logits.argmax(-1), logits.shape[-1]).sum(0)  # (N, C)
@@ -130,13 +140,16 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
                       ensemble_size: int | None = None,
                       conv_impl: ConvImpl | None = None, ctx: Context = Context(),
                       precision: str = "float32", progress: bool = False,
-                      keep_first_logits: bool = False) -> dict:
+                      keep_first_logits: bool = False, ood_images: Tensor | None = None) -> dict:
     """Metrics of K networks on a split. With ``ensemble_size`` the K networks form
     K // ensemble_size disjoint ensembles; ensemble figures are then means over them.
     Under torchrun each rank predicts its share of every ensemble (``filters`` are the
     whole set on every rank). ``progress`` shows a bar over the ensembles;
     ``keep_first_logits`` adds the first ensemble's logits (size, N, classes) to the result
-    as ``first_ensemble_logits``, for further analyses without predicting again."""
+    as ``first_ensemble_logits``, for further analyses without predicting again.
+    ``ood_images`` (out-of-distribution inputs) adds each ensemble's OOD AUROC by predictive
+    entropy and mutual information (their mean over the ensembles), at the cost of a second
+    pass of every network over those images."""
     k = filters[0].shape[0]
     size = ensemble_size or k
     groups = max(k // size, 1)
@@ -151,6 +164,11 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
             first_logits = logits
         accuracies.append((logits.argmax(-1) == data.labels).float().mean(-1))
         per_group.append(ensemble_metrics(logits, data.labels))
+        if ood_images is not None:
+            from .analysis.uncertainty import ood_detection  # scikit-learn: imported on use only
+            per_group[-1].update(ood_detection(logits, gather_shards(
+                predict(spec, chunk, ood_images, conv_impl=conv_impl, precision=precision),
+                size, ctx)))
     acc = torch.cat(accuracies)
     result = {
         "networks": int(acc.numel()),
@@ -163,8 +181,12 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
         "ensembles": groups,
         "ensemble_size": size,
     }
-    for key in ("ensemble_majority_vote", "ensemble_mean_probability", "ensemble_most_confident",
-                "cross_entropy", "ensemble_nll", "prediction_disagreement"):
+    ensemble_keys = ["ensemble_majority_vote", "ensemble_mean_probability",
+                     "ensemble_most_confident", "cross_entropy", "ensemble_nll",
+                     "prediction_disagreement"]
+    if ood_images is not None:
+        ensemble_keys += ["ood_auroc_predictive_entropy", "ood_auroc_mutual_information"]
+    for key in ensemble_keys:
         result[key] = sum(m[key] for m in per_group) / groups
     if groups > 1:
         result["ensemble_majority_vote_per_ensemble"] = [m["ensemble_majority_vote"]

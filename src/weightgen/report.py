@@ -26,7 +26,7 @@ from .analysis.diversity import diversity_summary, failure_mode, filter_importan
 from .analysis.uncertainty import uncertainty_report
 from .analysis.weightspace import (PathWalk, filter_images, paths, pca_groups,
                                   principal_components)
-from .data import DataConfig, check_fits, load_dataset, load_test_split
+from .data import DataConfig, check_fits, load_dataset, load_ood_split
 from .errors import WeightgenError
 from .evaluate import evaluate_networks, predict
 from .exchange import load_networks
@@ -137,7 +137,8 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
                    f"dataset {dataset.name}")
     device = computed[0].draw(1)[0].device if computed else torch.device("cpu")
     test = dataset.test.head(settings.test_images).to(device)
-    ood_split = load_test_split(ood, data_dir).head(len(test)).to(device) if ood else None
+    ood_split = (load_ood_split(ood, dataset.input_shape, data_dir).head(len(test)).to(device)
+                 if ood else None)
     metrics_data = {"data": dataset.name, "ood": ood, "test_images": len(test),
                     "provenance": provenance(command)}
 

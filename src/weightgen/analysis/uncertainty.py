@@ -47,22 +47,30 @@ def ood_auroc(in_scores: Tensor, out_scores: Tensor) -> float:
     return float(roc_auc_score(y, s))
 
 
+def ood_detection(in_logits: Tensor, out_logits: Tensor) -> dict[str, float]:
+    """ROC AUC of telling out-of-distribution images from in-distribution ones by the
+    ensemble's predictive entropy and by its mutual information; logits (K, N, C), (K, M, C)."""
+    in_probs, out_probs = in_logits.softmax(-1), out_logits.softmax(-1)
+    return {
+        "ood_auroc_predictive_entropy": ood_auroc(predictive_entropy(in_probs),
+                                                  predictive_entropy(out_probs)),
+        "ood_auroc_mutual_information": ood_auroc(mutual_information(in_probs),
+                                                  mutual_information(out_probs)),
+    }
+
+
 def uncertainty_report(in_logits: Tensor, labels: Tensor, out_logits: Tensor | None) -> dict:
     """Calibration of the first network and of the ensemble, and OOD AUROC by ensemble
-    predictive entropy and mutual information. Logits (K, N, C) in and out of distribution
-    (None: no out-of-distribution set, no AUROC)."""
+    predictive entropy and mutual information, and by the first network's entropy. Logits
+    (K, N, C) in and out of distribution (None: no out-of-distribution set, no AUROC)."""
     in_probs = in_logits.softmax(-1)
     calibrations = {"single": calibration(in_probs[0], labels),
                     "ensemble": calibration(in_probs.mean(0), labels)}
     if out_logits is None:
         return calibrations
-    out_probs = out_logits.softmax(-1)
     return {
         **calibrations,
-        "ood_auroc_predictive_entropy": ood_auroc(predictive_entropy(in_probs),
-                                                  predictive_entropy(out_probs)),
-        "ood_auroc_mutual_information": ood_auroc(mutual_information(in_probs),
-                                                  mutual_information(out_probs)),
+        **ood_detection(in_logits, out_logits),
         "ood_auroc_single_entropy": ood_auroc(predictive_entropy(in_probs[:1]),
-                                              predictive_entropy(out_probs[:1])),
+                                              predictive_entropy(out_logits[:1].softmax(-1))),
     }
