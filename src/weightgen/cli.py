@@ -224,6 +224,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             if given:
                 raise WeightgenError(f"{option} applies to sampling from a run folder; a "
                                      f"networks file is evaluated whole")
+    if args.ood:
+        from .data import check_ood_name
+        check_ood_name(args.ood)
     ctx, dev = distributed.start(args.device)
     spec, parts, origins, data_config = None, [], [], None
     for source in args.sources:

@@ -215,13 +215,18 @@ def load_test_split(name: str, data_dir: str | os.PathLike | None = None,
     return load_dataset(name, data_dir, download).test
 
 
+def check_ood_name(name: str) -> None:
+    """An out-of-distribution set must be a built-in dataset (checked before any work)."""
+    names = sorted(set(DATASETS) - {"npz"})
+    if name not in names:
+        raise WeightgenError(f"unknown out-of-distribution set {name!r}; choose one of {names}")
+
+
 def load_ood_split(name: str, input_shape: tuple[int, ...],
                    data_dir: str | os.PathLike | None = None, download: bool = True) -> Split:
     """The test split of built-in dataset ``name`` as out-of-distribution inputs of networks
     that read images of ``input_shape``."""
-    names = sorted(set(DATASETS) - {"npz"})
-    if name not in names:
-        raise WeightgenError(f"unknown out-of-distribution set {name!r}; choose one of {names}")
+    check_ood_name(name)
     split = load_test_split(name, data_dir, download)
     if tuple(split.images.shape[1:]) != tuple(input_shape):
         raise WeightgenError(f"out-of-distribution set {name} has images of shape "

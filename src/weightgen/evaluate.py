@@ -154,6 +154,8 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
     size = ensemble_size or k
     groups = max(k // size, 1)
     accuracies, per_group = [], []
+    if ood_images is not None:
+        from .analysis.uncertainty import ood_detection  # scikit-learn: imported on use only
     for g in tqdm(range(groups), desc="ensembles", unit="ensemble", leave=False,
                   disable=not (progress and ctx.is_main and groups > 1)):
         mine = split(size, ctx)
@@ -165,7 +167,6 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
         accuracies.append((logits.argmax(-1) == data.labels).float().mean(-1))
         per_group.append(ensemble_metrics(logits, data.labels))
         if ood_images is not None:
-            from .analysis.uncertainty import ood_detection  # scikit-learn: imported on use only
             per_group[-1].update(ood_detection(logits, gather_shards(
                 predict(spec, chunk, ood_images, conv_impl=conv_impl, precision=precision),
                 size, ctx)))
