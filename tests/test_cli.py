@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from weightgen.cli import main
@@ -308,6 +309,38 @@ def test_several_sources_are_pooled_into_one_set_of_networks(tiny_run, tmp_path,
     capsys.readouterr()
     assert main(["evaluate", str(nets), str(linear), "--data-dir", str(mnist_dir)]) == 2
     _one_line_error(capsys, "are not of the target architecture of")
+
+
+def test_sample_pools_several_run_folders_as_evaluate_does(tiny_run, tmp_path, mnist_dir):
+    from safetensors import safe_open
+    from tests.helpers import tiny_config_dict
+    other_yaml = tmp_path / "other.yaml"
+    other_yaml.write_text(yaml.safe_dump({**tiny_config_dict(steps=2), "seed": 2}))
+    other = tmp_path / "other"
+    assert main(["train", "--config", str(other_yaml), "--out", str(other), "--data-dir",
+                 str(mnist_dir), "--threads", "1", "--no-progress"]) == 0
+    files = [tmp_path / f"{name}.safetensors" for name in ("a", "b", "pooled")]
+    for sources, out in (([tiny_run], files[0]), ([other], files[1]),
+                         ([tiny_run, other], files[2])):
+        assert main(["sample", *map(str, sources), "-n", "3", "-o", str(out), "--seed", "2",
+                     "--threads", "1"]) == 0
+    a, b, pooled = (load_file(str(f)) for f in files)
+    assert not torch.equal(a["fc1.weight"], b["fc1.weight"])
+    assert set(pooled) == set(a) and "z" in pooled
+    for name, tensor in pooled.items():  # one network of each run folder in turn
+        assert tensor.shape[0] == 6, name
+        assert torch.equal(tensor[0::2], a[name]) and torch.equal(tensor[1::2], b[name]), name
+    with safe_open(str(files[2]), framework="pt") as f:
+        metadata = f.metadata()
+    assert metadata["num_networks"] == "6" and metadata["step"] == "2 + 2"
+    # the pooled file holds the networks that evaluate pools from the same run folders
+    results = []
+    for sources in ([str(files[2])], [str(tiny_run), str(other), "-n", "3", "--seed", "2"]):
+        out = tmp_path / f"m{len(results)}.json"
+        assert main(["evaluate", *sources, "--split", "validation", "--json", str(out),
+                     "--data-dir", str(mnist_dir), "--threads", "1"]) == 0
+        results.append(json.loads(out.read_text())["accuracies"])
+    assert results[0] == results[1]
 
 
 def test_evaluate_measures_ood_detection_against_a_second_dataset(tiny_run, tmp_path,

@@ -113,15 +113,6 @@ def _train_in(config, out: Path, args: argparse.Namespace, threads: str) -> int:
     return 0
 
 
-def _open_run(run_dir: str, device: str, step: int | str | None):
-    """(ctx, method) of a run folder of any method that makes networks, at checkpoint ``step``
-    (None: the newest), on this process's device (under torchrun each rank's)."""
-    from . import distributed
-
-    ctx, dev = distributed.start(device)
-    return ctx, _open_method(run_dir, dev, step)
-
-
 def _open_method(run_dir: str, device, step: int | str | None):
     """The trained method of a run folder that makes networks, at checkpoint ``step``."""
     from .runfolder import open_run
@@ -148,6 +139,13 @@ def _check_output(path: str, force: bool, inputs: Sequence[str] = ()) -> None:
         raise WeightgenError(f"{path}: folder {target.parent} does not exist")
 
 
+def _check_poolable(source: str, spec, first: str, first_spec) -> None:
+    """Networks of several sources pool only when they share one target architecture."""
+    if spec != first_spec:
+        raise WeightgenError(f"{source}: its networks are not of the target architecture of "
+                             f"{first}; only networks of one architecture pool")
+
+
 def _non_finite(filters: Sequence):
     """(N,) bool tensor: networks with a NaN or infinite weight."""
     import torch
@@ -155,35 +153,51 @@ def _non_finite(filters: Sequence):
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    from . import distributed
+    from .evaluate import interleave
     from .exchange import NetworksWriter
 
     if not args.output.endswith(".safetensors"):
         raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
-    _check_output(args.output, args.force, [args.run_dir])
+    _check_output(args.output, args.force, args.run_dirs)
     _threads(args)
-    ctx, method = _open_run(args.run_dir, args.device, args.step)
-    method.check_batch_norm(args.batch_norm)
-    chunks = method.sample(args.num, args.seed, gauge=not args.raw, batch_norm=args.batch_norm,
-                           ctx=ctx)
-    extra = {"source": method.label, "run": method.config.name, "step": str(method.step),
-             "seed": str(args.seed), "gauge_fixed": str(not args.raw).lower(),
-             **({"batch_norm": args.batch_norm} if method.batch_norm else {})}
-    noise_dim = method.noise_dim
+    ctx, dev = distributed.start(args.device)
+    methods = [_open_method(run_dir, dev, args.step) for run_dir in args.run_dirs]
+    for run_dir, method in zip(args.run_dirs, methods):
+        method.check_batch_norm(args.batch_norm)
+        _check_poolable(run_dir, method.spec, args.run_dirs[0], methods[0].spec)
+    streams = [method.sample(args.num, args.seed, gauge=not args.raw,
+                             batch_norm=args.batch_norm, ctx=ctx) for method in methods]
+    noise_dims = {method.noise_dim for method in methods}
+    noise_dim = noise_dims.pop() if len(noise_dims) == 1 else None  # z only if all alike
+
+    def joined(values) -> str:
+        return " + ".join(str(v) for v in values)
+
+    extra = {"source": joined(m.label for m in methods),
+             "run": joined(m.config.name for m in methods),
+             "step": joined(m.step for m in methods), "seed": str(args.seed),
+             "gauge_fixed": str(not args.raw).lower(),
+             **({"batch_norm": args.batch_norm} if any(m.batch_norm for m in methods) else {})}
     if not ctx.is_main:
-        for _ in chunks:  # generate this rank's shares; rank 0 writes
+        for _ in zip(*streams):  # generate this rank's shares; rank 0 writes
             pass
         return 0
-    with NetworksWriter(args.output, method.spec, args.num, noise_dim, extra) as out:
+    total = args.num * len(methods)
+    with NetworksWriter(args.output, methods[0].spec, total, noise_dim, extra) as out:
         lo = 0
-        for networks in chunks:
-            bad = int(_non_finite(networks.filters).sum())
+        for chunks in zip(*streams):  # chunk c of every source: networks of one index range
+            filters = interleave([c.filters for c in chunks])  # one of each source in turn
+            z = interleave([[c.z] for c in chunks])[0] if noise_dim is not None else None
+            bad = int(_non_finite(filters).sum())
             if bad:
-                raise WeightgenError(f"{bad} of the networks {lo}..{lo + len(networks) - 1} "
-                                     f"have non-finite weights; nothing was written")
-            out.write(lo, networks.filters, networks.z)
-            lo += len(networks)
-            del networks  # one chunk in memory at a time
-    print(f"wrote {args.num} networks (step {method.step}) to {args.output}")
+                last = lo + filters[0].shape[0] - 1
+                raise WeightgenError(f"{bad} of the networks {lo}..{last} have non-finite "
+                                     f"weights; nothing was written")
+            out.write(lo, filters, z)
+            lo += filters[0].shape[0]
+            del chunks, filters, z  # one chunk of each source in memory at a time
+    print(f"wrote {total} networks (step {extra['step']}) to {args.output}")
     return 0
 
 
@@ -231,9 +245,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     spec, parts, origins, data_config = None, [], [], None
     for source in args.sources:
         part_spec, filters, origin, trained_on = _networks_to_evaluate(source, args, ctx, dev)
-        if spec is not None and part_spec != spec:
-            raise WeightgenError(f"{source}: its networks are not of the target architecture of "
-                                 f"{args.sources[0]}; only networks of one architecture pool")
+        if spec is not None:
+            _check_poolable(source, part_spec, args.sources[0], spec)
         spec, data_config = part_spec, data_config or trained_on
         parts.append(filters)
         origins.append(origin)

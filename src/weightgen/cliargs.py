@@ -79,9 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", parents=[common], help="write N generated networks to a "
                        "safetensors exchange file")
-    p.add_argument("run_dir", help="a run folder made by 'weightgen train', or pretrained:NAME "
-                   "(a generator shipped with weightgen)")
-    p.add_argument("-n", "--num", type=_positive, required=True, help="number of networks")
+    p.add_argument("run_dirs", nargs="+", metavar="run_dir",
+                   help="a run folder made by 'weightgen train', or pretrained:NAME (a generator "
+                        "shipped with weightgen); several are pooled into one file, one network "
+                        "of each in turn (as 'weightgen evaluate' pools them)")
+    p.add_argument("-n", "--num", type=_positive, required=True,
+                   help="number of networks (from each run folder)")
     p.add_argument("-o", "--output", required=True, help="output .safetensors file")
     p.add_argument("--seed", type=_non_negative, default=0, help="noise seed (default 0)")
     p.add_argument("--raw", action="store_true",
