@@ -38,7 +38,8 @@ def main() -> None:
         shrink(args.report / filename, args.out / short)
         written.append(short)
     for name, source in metrics["sources"].items():
-        run = name.split(" (")[0].removeprefix("paper_")
+        runs = name.split(" (")[0].split(" + ")  # a pooled networks file names every run
+        run = runs[0].removeprefix("paper_") if len(runs) == 1 else f"pool_of_{len(runs)}"
         for _, filename in source["figures"]:
             kind = next((k for k in KEPT if filename.startswith(k)), None)
             if kind is not None:
