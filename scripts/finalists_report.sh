@@ -19,13 +19,14 @@ pool="$RUNS/all_four.safetensors"
 [ -f "$pool" ] || .venv/bin/weightgen sample "$RUNS/canonical_s8734" "$RUNS/canonical_s2" \
   "$RUNS/paper_s8734" "$RUNS/paper_s2" --step best -n 1000 --seed 0 -o "$pool"
 
+# generators at the checkpoint chosen on validation; the baselines as trained (their last step)
 reports=()
-for source in "$pool" "$RUNS/canonical_s8734" "$RUNS/paper_s8734" "$RUNS/mnfg" \
-              "$RUNS/deep_ensemble"; do
-  name=$(basename "$source" .safetensors)
-  step=(); [ -d "$source" ] && step=(--step best)
+for source in "$pool" "$RUNS/canonical_s8734 --step best" "$RUNS/paper_s8734 --step best" \
+              "$RUNS/mnfg" "$RUNS/deep_ensemble"; do
+  read -r path step <<< "$source"
+  name=$(basename "$path" .safetensors)
   [ -f "$RUNS/report_$name/metrics.json" ] || \
-    .venv/bin/weightgen report "$source" "${step[@]}" --out "$RUNS/report_$name" "${SIZES[@]}"
+    .venv/bin/weightgen report "$path" $step --out "$RUNS/report_$name" "${SIZES[@]}"
   reports+=("$RUNS/report_$name")
 done
 .venv/bin/weightgen report "${reports[0]}" --compare "${reports[@]:1}" --out "$RUNS/report_finalists"
