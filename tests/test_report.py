@@ -3,6 +3,7 @@ import json
 import pytest
 
 from weightgen.cli import main
+from weightgen.data import load_dataset
 
 from tests.helpers import SMALL_REPORT as SMALL, tiny_config_dict
 
@@ -37,6 +38,16 @@ def test_report_of_a_run_beside_a_networks_file(tiny_run, tmp_path, mnist_dir):
         assert len(m["adversarial"]["single"]) == 30
         assert set(m["failure_mode"]) == {"conv1", "conv2", "fc1"}
     run_metrics = next(m for name, m in metrics["sources"].items() if "step" in name)
+    # the run's networks are its report draw 1 (draw 0 went to finding the device in earlier
+    # versions: their reports stay reproducible)
+    from weightgen.evaluate import evaluate_networks
+    from weightgen.rng import seeded_generator
+    from weightgen.runfolder import open_run
+    test = load_dataset("mnist", mnist_dir).test.head(200)
+    method = open_run(run)
+    drawn = method.draw(8, seeded_generator(0, "report", 1)).filters
+    expected = evaluate_networks(method.spec, drawn, test)
+    assert run_metrics["accuracy"]["accuracies"] == expected["accuracies"]
     assert "paths" in run_metrics  # a fixed set of networks has no paths in its noise
     assert "paths" not in next(m for name, m in metrics["sources"].items() if "step" not in name)
     html = (out / "index.html").read_text()
@@ -46,6 +57,21 @@ def test_report_of_a_run_beside_a_networks_file(tiny_run, tmp_path, mnist_dir):
     assert "![Accuracy histograms (Fig. 3)](accuracy_histograms.png)" in (
         out / "report.md").read_text()
     check_page(html, metrics)
+
+
+@pytest.mark.slow
+def test_a_networks_file_is_reported_in_its_order(tiny_run, tmp_path, mnist_dir):
+    from weightgen.evaluate import evaluate_networks
+    from weightgen.exchange import load_networks
+    _, nets = tiny_run
+    out = tmp_path / "report"
+    assert main(["report", str(nets), "--out", str(out), "--data-dir", str(mnist_dir),
+                 *SMALL]) == 0
+    reported = next(iter(json.loads((out / "metrics.json").read_text())["sources"].values()))
+    networks = load_networks(nets)  # its first four networks, the first ensemble of 4
+    expected = evaluate_networks(networks.spec, [f[:4] for f in networks.filters()],
+                                 load_dataset("mnist", mnist_dir).test.head(200))
+    assert reported["accuracy"]["accuracies"] == expected["accuracies"]
 
 
 def check_page(page: str, metrics: dict) -> None:

@@ -68,6 +68,7 @@ class Source:
     draw: Callable[[int], list[Tensor]]
     walk: PathWalk | None = None
     size: int | None = None  # a fixed set of networks (a baseline); None: a generator
+    device: torch.device = torch.device("cpu")  # where its networks are drawn
     data: DataConfig | None = None  # what a run was trained on (None: a networks file)
     run_dir: Path | None = None  # its run folder (training curves from metrics.jsonl)
 
@@ -84,18 +85,23 @@ def open_source(path: str | Path, seed: int, device: str = "cpu",
     if not path.is_dir():
         networks = load_networks(path)
         return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec,
-                      _cycling([f.to(device) for f in networks.filters()]), size=len(networks))
+                      _cycling([f.to(device) for f in networks.filters()]), size=len(networks),
+                      device=torch.device(device))
     method = open_run(path, device, step)
     name = f"{method.config.name} (step {method.step})"
     if method.size is not None:
         return Source(name, method.spec, _cycling(method.draw(method.size, None).filters),
-                      size=method.size, data=method.config.data, run_dir=path)
-    draws = iter(range(1 << 62))
+                      size=method.size, data=method.config.data, run_dir=path,
+                      device=torch.device(device))
+    # draw 0 is skipped: reports made before the Source knew its device spent it on finding
+    # the device, and a generator's report keeps drawing the same networks as theirs
+    draws = iter(range(1, 1 << 62))
 
     def draw(k: int) -> list[Tensor]:
         return method.draw(k, seeded_generator(seed, "report", next(draws))).filters
 
-    return Source(name, method.spec, draw, method.walk, data=method.config.data, run_dir=path)
+    return Source(name, method.spec, draw, method.walk, data=method.config.data, run_dir=path,
+                  device=torch.device(device))
 
 
 def _cycling(filters: list[Tensor]) -> Callable[[int], list[Tensor]]:
@@ -135,7 +141,7 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
     for source in computed:
         check_fits(source.spec, dataset.input_shape, dataset.num_classes,
                    f"dataset {dataset.name}")
-    device = computed[0].draw(1)[0].device if computed else torch.device("cpu")
+    device = computed[0].device if computed else torch.device("cpu")
     test = dataset.test.head(settings.test_images).to(device)
     ood_split = (load_ood_split(ood, dataset.input_shape, data_dir).head(len(test)).to(device)
                  if ood else None)
