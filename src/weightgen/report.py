@@ -81,18 +81,17 @@ def open_source(path: str | Path, seed: int, device: str = "cpu",
     """A run folder of any method (a generator, or a fixed set of networks; checkpoint
     ``step``, default the newest) or a networks file as a report source; the report's draws use
     their own seeded stream."""
-    path = pretrained.resolve(path)
+    path, where = pretrained.resolve(path), torch.device(device)
     if not path.is_dir():
         networks = load_networks(path)
         return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec,
-                      _cycling([f.to(device) for f in networks.filters()]), size=len(networks),
-                      device=torch.device(device))
+                      _cycling([f.to(where) for f in networks.filters()]), size=len(networks),
+                      device=where)
     method = open_run(path, device, step)
     name = f"{method.config.name} (step {method.step})"
     if method.size is not None:
         return Source(name, method.spec, _cycling(method.draw(method.size, None).filters),
-                      size=method.size, data=method.config.data, run_dir=path,
-                      device=torch.device(device))
+                      size=method.size, data=method.config.data, run_dir=path, device=where)
     # draw 0 is skipped: reports made before the Source knew its device spent it on finding
     # the device, and a generator's report keeps drawing the same networks as theirs
     draws = iter(range(1, 1 << 62))
@@ -101,7 +100,7 @@ def open_source(path: str | Path, seed: int, device: str = "cpu",
         return method.draw(k, seeded_generator(seed, "report", next(draws))).filters
 
     return Source(name, method.spec, draw, method.walk, data=method.config.data, run_dir=path,
-                  device=torch.device(device))
+                  device=where)
 
 
 def _cycling(filters: list[Tensor]) -> Callable[[int], list[Tensor]]:
