@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -55,7 +56,7 @@ MAX_HISTOGRAM_BINS = 80  # bars stay visible however wide the axis
 def accuracy_histograms(accuracies: dict[str, Tensor], out: Path) -> Path:
     """Fig. 3: histograms of single-network test accuracies (in %, bins of 0.05 points, wider
     when the axis is wide), one panel per source; networks left of the axis are counted in the
-    title."""
+    title, wrapped so that long names (pooled sources) stay over their own panel."""
     fig, axes = plt.subplots(1, len(accuracies), figsize=(5 * len(accuracies), 3.6),
                              squeeze=False)
     for ax, (name, acc) in zip(axes[0], accuracies.items()):
@@ -64,7 +65,7 @@ def accuracy_histograms(accuracies: dict[str, Tensor], out: Path) -> Path:
         bins = min(MAX_HISTOGRAM_BINS, max(10, round((hi - lo) / 0.05)))
         ax.hist(percent.numpy(), bins=bins, range=(lo, hi), color="tab:blue")
         below = int((percent < lo).sum())
-        ax.set_title(f"{name}: {len(percent)} networks"
+        ax.set_title(textwrap.fill(f"{name}: {len(percent)} networks", 48)  # long names wrap
                      + (f"\n({below} below {lo:.1f} %, not shown)" if below else ""))
         ax.set_xlabel(f"test accuracy (%), bins of {(hi - lo) / bins:.2g} points")
     return save(fig, out)
