@@ -191,6 +191,21 @@ def test_save_keeps_the_newest_and_leaves_no_temporary_files(tmp_path):
     assert payload["step"] == 4 and torch.equal(payload["model"]["w"], torch.full((2,), 4.0))
 
 
+def test_save_also_keeps_the_best_validated_checkpoint(tmp_path):
+    votes = {1: 0.5, 2: 0.9, 3: 0.7, 4: 0.6, 5: 0.95}  # validation majority votes by step
+    log = tmp_path / "metrics.jsonl"
+    kept = []
+    for step, vote in votes.items():
+        with open(log, "a") as f:  # the loop validates before it writes the step's checkpoint
+            f.write(json.dumps({"kind": "validation", "step": step,
+                                "ensemble_majority_vote": vote}) + "\n")
+        save_checkpoint(tmp_path, step, {"model": {"w": torch.ones(2)}}, keep=2, keep_best=True)
+        kept.append([int(p.stem[5:]) for p in list_checkpoints(tmp_path)])
+    assert kept == [[1], [1, 2], [2, 3], [2, 3, 4], [4, 5]]
+    save_checkpoint(tmp_path, 6, {"model": {"w": torch.ones(2)}}, keep=2, keep_best=False)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-0000005.pt", "step-0000006.pt"]
+
+
 def test_no_checkpoint_is_none(tmp_path):
     assert load_latest(tmp_path) is None
 

@@ -60,6 +60,8 @@ class TrainConfig:
     validation_networks: int = 200
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    # also keep the checkpoint with the best validation majority vote (``--step best``)
+    keep_best_checkpoint: bool = True
     log_every: int = 20  # steps between lines of metrics.jsonl
     tensorboard: bool = False  # also write the metrics as TensorBoard scalars (RUN/tensorboard)
     # arithmetic of the target networks in training: "bfloat16" = mixed precision (autocast)

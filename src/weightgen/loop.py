@@ -99,7 +99,7 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
             spec = {"target_spec": method.spec.to_dict()} if method.spec is not None else {}
             save_checkpoint(run_dir, at, {**method.state(), "optimizer": optimizer.state_dict(),
                                           "config": config.to_dict(), **spec},
-                            tc.keep_checkpoints)
+                            tc.keep_checkpoints, keep_best=tc.keep_best_checkpoint)
 
     last: dict[str, Any] = {}
     bar = tqdm(total=method.steps, initial=step, disable=not (progress and ctx.is_main),

@@ -30,7 +30,8 @@ from .methods import Method, build_method
 
 # (section, key) pairs a run may change when it is continued; the top-level name is free too
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("train", "log_every"),
-                     ("train", "tensorboard"), ("toy", "steps"), ("direct", "steps"),
+                     ("train", "tensorboard"), ("train", "keep_checkpoints"),
+                     ("train", "keep_best_checkpoint"), ("toy", "steps"), ("direct", "steps"),
                      ("mnfg", "steps")}
 LOCK_FILE = ".lock"
 
@@ -151,17 +152,21 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(checkpoint_dir(run_dir).glob("step-*.pt"))
 
 
-def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], keep: int) -> Path:
+def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], keep: int,
+                    keep_best: bool = False) -> Path:
     """Write ``payload`` as checkpoint ``step`` (temporary file, fsync, rename); keep the newest
-    ``keep`` checkpoints."""
+    ``keep`` checkpoints and, with ``keep_best``, also the one :func:`best_validated_step`
+    names, so that ``--step best`` still finds it after the run trained on."""
     path = checkpoint_dir(run_dir) / f"step-{step:07d}.pt"
     with atomic_path(path) as tmp:
         try:
             torch.save({"format": FORMAT, "step": step, **payload}, tmp)
         except RuntimeError as err:  # torch's writer reports a full disk as RuntimeError
             raise OSError(f"checkpoint not written ({str(err).splitlines()[0]})") from None
+    best = _best_validated_or_none(Path(run_dir)) if keep_best else None
     for old in list_checkpoints(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
+        if _step_in_name(old) != best:
+            old.unlink(missing_ok=True)
     return path
 
 
@@ -271,15 +276,20 @@ def best_validated_step(run_dir: str | Path) -> int:
     the highest majority vote (the validation split only, never the test split; a tie goes to
     the later step)."""
     run_dir = Path(run_dir)
+    best = _best_validated_or_none(run_dir)
+    if best is None:
+        raise WeightgenError(f"{run_dir}: no validation record for any kept checkpoint "
+                             f"(steps {_steps_text(_kept_steps(run_dir))}); give a step number")
+    return best
+
+
+def _best_validated_or_none(run_dir: Path) -> int | None:
     kept = set(_kept_steps(run_dir))
     votes = {r["step"]: r["ensemble_majority_vote"]
              for r in MetricsLog(run_dir / "metrics.jsonl").records()
              if r.get("kind") == "validation" and r.get("step") in kept
              and "ensemble_majority_vote" in r}
-    if not votes:
-        raise WeightgenError(f"{run_dir}: no validation record for any kept checkpoint "
-                             f"(steps {_steps_text(sorted(kept))}); give a step number")
-    return max(votes, key=lambda step: (votes[step], step))
+    return max(votes, key=lambda step: (votes[step], step)) if votes else None
 
 
 def _steps_text(steps: list[int]) -> str:
