@@ -149,6 +149,10 @@ def test_first_difference_ignores_resumable_changes_and_optionally_missing_keys(
              "objective": {"lambda": 1.0}}
     assert first_difference(saved, {**saved, "name": "b", "train": {"steps": 9, "lr": 0.1}}) \
         is None
+    kept = {"steps": 5, "lr": 0.1, "keep_checkpoints": 9, "keep_best_checkpoint": False}
+    assert first_difference({**saved, "train": {**kept, "keep_checkpoints": 3,
+                                                "keep_best_checkpoint": True}},
+                            {**saved, "train": kept}) is None
     assert first_difference(saved, {**saved, "train": {"steps": 5, "lr": 0.2}}) == \
         ("train.lr", 0.1, 0.2)
     newer = {**saved, "objective": {"lambda": 1.0, "function_weight": 0.0}}
