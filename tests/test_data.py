@@ -135,16 +135,45 @@ def test_digits_is_a_second_real_dataset_with_fixed_splits():
     assert set(torch.bincount(digits.train.labels).tolist()) <= set(range(100, 140))
 
 
-def test_fashion_mnist_loads_its_test_split_and_names_missing_training_files(mnist_dir,
-                                                                              tmp_path,
-                                                                              monkeypatch):
+def test_fashion_mnist_full_split_and_facts(mnist_dir):
+    """Debian's re-compressed files are accepted by the SHA-256 of their contents."""
     from weightgen.data import load_dataset
+    fashion = load_dataset("fashion_mnist", mnist_dir, download=False)
+    assert (len(fashion.train), len(fashion.validation), len(fashion.test)) == (55000, 5000, 10000)
+    assert fashion.input_shape == (1, 28, 28) and fashion.num_classes == 10
+    assert fashion.validation.labels[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    counts = torch.bincount(torch.cat([fashion.validation.labels, fashion.train.labels]))
+    assert counts.tolist() == [6000] * 10
+
+
+def test_fashion_mnist_names_missing_training_files_and_keeps_upstream_md5(mnist_dir, tmp_path,
+                                                                           monkeypatch):
+    from weightgen.data import load_dataset
+    from weightgen.idxfiles import GZIP_MD5
     monkeypatch.delenv("WEIGHTGEN_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert len(load_test_split("fashion_mnist", mnist_dir, download=False)) == 10000
+    only_test = tmp_path / "fashion-mnist"
+    only_test.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(locate("fashion-mnist", name, mnist_dir, download=False), only_test / name)
+    assert len(load_test_split("fashion_mnist", tmp_path, download=False)) == 10000
     with pytest.raises(WeightgenError, match="fashion-mnist file train-images-idx3-ubyte.gz "
                                              "not found"):
-        load_dataset("fashion_mnist", mnist_dir, download=False)
+        load_dataset("fashion_mnist", tmp_path, download=False)
+    # a download from the upstream mirror is still checked by the official gzip's MD5
+    assert GZIP_MD5["fashion-mnist"]["train-images-idx3-ubyte.gz"] == \
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+
+
+def test_fashion_mnist_file_with_other_contents_is_refused(mnist_dir, tmp_path):
+    from weightgen.idxfiles import read_idx
+    original = locate("fashion-mnist", "train-labels-idx1-ubyte.gz", mnist_dir, download=False)
+    raw = bytearray(gzip.decompress(original.read_bytes()))
+    raw[-1] = (raw[-1] + 1) % 10  # one label changed
+    forged = tmp_path / "train-labels-idx1-ubyte.gz"
+    forged.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(WeightgenError, match="checksum mismatch"):
+        read_idx(forged, "fashion-mnist")
 
 
 def _write_npz(path, **arrays):

@@ -5,7 +5,8 @@ Files are looked for in ``--data-dir``, then ``$WEIGHTGEN_DATA``, then the user 
 directly or in a ``mnist/`` (``fashion-mnist/``) sub-folder. Files missing everywhere are
 downloaded into the cache from public mirrors. A file is accepted when the SHA-256 of its
 uncompressed contents is the recorded one (so re-compressed copies of the same data, Debian's,
-are accepted too) or, where only that is recorded, the MD5 of the official gzip file.
+are accepted too) or the MD5 of the official gzip file (what a download from the upstream
+mirror is checked against as well).
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ CHECKSUMS: dict[str, dict[str, str]] = {
         "t10k-labels-idx1-ubyte.gz":
             "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     },
-    "fashion-mnist": {  # the training files: by the official gzip's MD5 below
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz":
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte.gz":
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
         "t10k-images-idx3-ubyte.gz":
             "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         "t10k-labels-idx1-ubyte.gz":
