@@ -280,3 +280,42 @@ def test_an_update_that_makes_the_weights_non_finite_stops_before_any_checkpoint
     optimizer = torch.optim.SGD([weight], lr=1e38)
     with pytest.raises(WeightgenError, match="update of step 5 made the weights non-finite"):
         descend(optimizer, (weight * 1e10).sum(), step=4)  # finite loss, infinite step
+
+
+def test_sigterm_inside_a_step_then_resume_is_bit_identical(mnist, tmp_path, monkeypatch):
+    """A signal that arrives in the middle of a step (after the forward pass has moved the
+    batch-norm statistics) is delivered once the step is complete: the checkpoint written on
+    the way out holds whole steps, and the resumed run equals an uninterrupted one."""
+    import os
+    import signal
+
+    from weightgen.cli import Terminated, _raise_terminated
+    from weightgen.methods.hypernetwork import HypernetworkMethod
+
+    config = config_from_dict(tiny_config_dict(steps=6, checkpoint_every=100, validate_every=100))
+    train(config, tmp_path / "straight", device="cpu", progress=False, data=mnist)
+
+    real_step = HypernetworkMethod.training_step
+
+    def step_then_signal(self, step, *args):
+        result = real_step(self, step, *args)  # batch-norm statistics already updated
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        monkeypatch.setattr(HypernetworkMethod, "training_step", step_then_signal)
+        with pytest.raises(Terminated):
+            train(config, tmp_path / "resumed", device="cpu", progress=False, data=mnist)
+        monkeypatch.undo()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert list_checkpoints(tmp_path / "resumed")[-1].name == "step-0000004.pt"
+    payload = load_checkpoint(list_checkpoints(tmp_path / "resumed")[-1])
+    tracked = [v for k, v in payload["model"].items() if k.endswith("num_batches_tracked")]
+    assert tracked and all(int(v) == 4 for v in tracked)  # four whole steps, not five
+    train(config, tmp_path / "resumed", device="cpu", progress=False, data=mnist)
+    a, b = trained_hypernet(tmp_path / "straight"), trained_hypernet(tmp_path / "resumed")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name

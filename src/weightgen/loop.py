@@ -9,10 +9,13 @@ the last checkpoint exactly as if the run had never stopped.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -111,9 +114,10 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
         while step < method.steps:
             for group in optimizer.param_groups:
                 group["lr"] = method.learning_rate(step)
-            result = method.training_step(step, model, train_split, ctx)
-            descend(optimizer, result.loss, step, value=result.value)
-            step += 1
+            with deferred_signals():  # a checkpoint holds completed steps only
+                result = method.training_step(step, model, train_split, ctx)
+                descend(optimizer, result.loss, step, value=result.value)
+                step += 1
             if governor is not None:
                 governor.update()
             bar.update(1)
@@ -151,6 +155,29 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
         for sink in logs[1:]:
             sink.close()
     return last
+
+
+@contextmanager
+def deferred_signals(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+                     ) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block is done, then deliver the first one to
+    its usual handler. A training step updates batch-norm statistics in its forward pass and
+    the weights and Adam moments in ``optimizer.step()``: interrupted in between, the
+    checkpoint written on the way out would hold half a step, and a resumed run would differ
+    from an uninterrupted one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
+                for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int,
