@@ -362,6 +362,25 @@ def test_evaluate_measures_ood_detection_against_a_second_dataset(tiny_run, tmp_
         _one_line_error(capsys, message)
 
 
+def test_evaluate_curve_over_ensemble_sizes_and_leftover_networks(tiny_run, tmp_path, mnist_dir,
+                                                                  capsys):
+    out = tmp_path / "curve.json"
+    assert main(["evaluate", str(tiny_run), "-n", "5", "--ensemble-size", "2", "--split",
+                 "validation", "--curve", "--ood", "fashion_mnist", "--json", str(out),
+                 "--data-dir", str(mnist_dir), "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "the last 1 networks fill no ensemble of 2" in printed
+    assert "ensemble size curve" in printed
+    metrics = json.loads(out.read_text())
+    assert [row["size"] for row in metrics["curve"]] == [1, 2, 5]  # the default sizes up to 5
+    assert [row["ensembles"] for row in metrics["curve"]] == [5, 2, 1]
+    assert len(metrics["accuracies"]) == 5 and metrics["dropped_networks"] == 1
+    assert 0.0 <= metrics["curve"][2]["ood_auroc"]["mean"] <= 1.0
+    assert main(["evaluate", str(tiny_run), "-n", "2", "--curve", "1,x", "--data-dir",
+                 str(mnist_dir)]) == 2
+    _one_line_error(capsys, "expected a whole number, got 'x'")
+
+
 def test_spec_that_does_not_fit_the_data_is_refused_before_work(tmp_path, mnist_dir, capsys):
     from weightgen.exchange import save_networks
     from weightgen.targets import TargetSpec

@@ -58,7 +58,7 @@ def test_disjoint_ensembles_are_averaged():
 
 
 def test_ood_auroc_of_each_ensemble_is_averaged():
-    from weightgen.analysis.uncertainty import ood_detection
+    from weightgen.uncertainty import ood_detection
     spec = mnist_cnn()
     filters = random_filters(spec, 6)
     split = Split(torch.rand(30, 1, 28, 28), torch.randint(0, 10, (30,)))
@@ -122,3 +122,58 @@ def test_disagreement_and_ensemble_nll_against_their_definitions():
     assert prediction_disagreement(same) == 0.0 and prediction_disagreement(logits[:1]) == 0.0
     assert ensemble_metrics(same, labels)["ensemble_nll"] == pytest.approx(
         ensemble_metrics(logits[:1], labels)["cross_entropy"], rel=1e-5)
+
+
+def test_networks_left_over_from_the_ensembles_count_in_single_figures_and_are_reported():
+    spec = mnist_cnn()
+    filters = random_filters(spec, 3)
+    split = Split(torch.rand(20, 1, 28, 28), torch.randint(0, 10, (20,)))
+    result = evaluate_networks(spec, filters, split, ensemble_size=2)
+    assert result["ensembles"] == 1 and result["dropped_networks"] == 1
+    logits = forward(spec, filters, split.images)
+    each = (logits.argmax(-1) == split.labels).float().mean(-1)
+    assert result["accuracies"] == pytest.approx(each.tolist())  # all three networks
+    assert result["accuracy_mean"] == pytest.approx(each.mean().item())
+    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), split.labels.repeat(3))
+    assert result["cross_entropy"] == pytest.approx(ce.item(), rel=1e-5)
+    # the ensemble figures are the first two networks'
+    first = ensemble_metrics(logits[:2], split.labels)
+    assert result["ensemble_majority_vote"] == first["ensemble_majority_vote"]
+    assert evaluate_networks(spec, filters, split)["dropped_networks"] == 0
+
+
+def test_ensemble_size_curve_against_its_definition():
+    from weightgen.evaluate import ensemble_size_curve
+    torch.manual_seed(0)
+    logits = torch.randn(10, 60, 4) * 2
+    labels = torch.randint(0, 4, (60,))
+    ood = torch.randn(10, 30, 4)
+    rows = ensemble_size_curve(logits, labels, (1, 2, 5, 20), ood)
+    assert [r["size"] for r in rows] == [1, 2, 5]  # 20 > 10 networks: left out
+    assert [r["ensembles"] for r in rows] == [10, 5, 2]
+    singles = (logits.argmax(-1) == labels).float().mean(-1)
+    assert rows[0]["majority_vote"]["mean"] == pytest.approx(singles.mean().item())
+    assert rows[0]["majority_vote"]["min"] == pytest.approx(singles.min().item())
+    assert rows[0]["disagreement"]["max"] == 0.0
+    pair = ensemble_metrics(logits[2:4], labels)  # the second ensemble of size 2
+    votes = [ensemble_metrics(logits[i:i + 2], labels)["ensemble_majority_vote"]
+             for i in range(0, 10, 2)]
+    assert rows[1]["majority_vote"]["mean"] == pytest.approx(sum(votes) / 5)
+    assert rows[1]["majority_vote"]["max"] == pytest.approx(max(votes))
+    nlls = [ensemble_metrics(logits[i:i + 5], labels)["ensemble_nll"] for i in (0, 5)]
+    assert rows[2]["nll"]["mean"] == pytest.approx(sum(nlls) / 2, rel=1e-5)
+    assert pair["ensemble_majority_vote"] in votes
+    for row in rows:
+        assert 0.0 <= row["ood_auroc"]["min"] <= row["ood_auroc"]["max"] <= 1.0
+        assert 0.0 <= row["ece"]["min"] <= row["ece"]["mean"] <= row["ece"]["max"] <= 1.0
+
+
+def test_evaluate_networks_adds_the_curve_of_all_networks():
+    spec = mnist_cnn()
+    filters = random_filters(spec, 5)
+    split = Split(torch.rand(20, 1, 28, 28), torch.randint(0, 10, (20,)))
+    result = evaluate_networks(spec, filters, split, ensemble_size=2, curve_sizes=(1, 5),
+                               ood_images=torch.rand(10, 1, 28, 28))
+    assert [row["size"] for row in result["curve"]] == [1, 5]
+    assert result["curve"][0]["majority_vote"]["mean"] == pytest.approx(result["accuracy_mean"])
+    assert "ood_auroc" in result["curve"][1]

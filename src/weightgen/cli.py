@@ -272,7 +272,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
            .to(filters[0].device) if args.ood else None)
     metrics = evaluate_networks(spec, filters, split, ensemble_size=args.ensemble_size, ctx=ctx,
                                  precision=args.precision, progress=sys.stderr.isatty(),
-                                 ood_images=None if ood is None else ood.images)
+                                 ood_images=None if ood is None else ood.images,
+                                 curve_sizes=args.curve)
     metrics["source"] = origin
     metrics["split"] = args.split
     metrics["ood"] = args.ood
@@ -286,6 +287,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  {metrics['non_finite_networks']} of them have non-finite weights")
     print(f"  accuracy mean {metrics['accuracy_mean']:.4f}  std {metrics['accuracy_std']:.4f}  "
           f"min {metrics['accuracy_min']:.4f}  max {metrics['accuracy_max']:.4f}")
+    if metrics["dropped_networks"]:
+        print(f"  the last {metrics['dropped_networks']} networks fill no ensemble of "
+              f"{metrics['ensemble_size']}: they count in the single-network figures only")
     print(f"  ensembles {metrics['ensembles']} x {metrics['ensemble_size']}: majority vote "
           f"{metrics['ensemble_majority_vote']:.4f}  mean probability "
           f"{metrics['ensemble_mean_probability']:.4f}  most confident "
@@ -296,10 +300,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  OOD AUROC against {args.ood} ({len(ood)} images): predictive entropy "
               f"{metrics['ood_auroc_predictive_entropy']:.4f}  mutual information "
               f"{metrics['ood_auroc_mutual_information']:.4f}")
+    if "curve" in metrics:
+        _print_curve(metrics["curve"])
     if args.json_out:
         from .fileio import atomic_write_text
         atomic_write_text(args.json_out, json.dumps(metrics, indent=2))
     return 0
+
+
+def _print_curve(rows: list[dict]) -> None:
+    """The ensemble-size curve as a table: each metric's mean (min-max) over the ensembles."""
+    keys = [k for k in ("majority_vote", "nll", "ece", "disagreement", "ood_auroc")
+            if k in rows[0]]
+    print("  ensemble size curve (mean (min-max) over disjoint ensembles):")
+    print("  " + f"{'size':>5} {'ensembles':>9}  " + "  ".join(f"{k:>23}" for k in keys))
+    for row in rows:
+        cells = [f"{row[k]['mean']:.4f} ({row[k]['min']:.4f}-{row[k]['max']:.4f})"
+                 for k in keys]
+        print("  " + f"{row['size']:>5} {row['ensembles']:>9}  " +
+              "  ".join(f"{c:>23}" for c in cells))
 
 
 def _data_config(text: str):

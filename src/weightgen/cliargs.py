@@ -33,6 +33,11 @@ def _at_least(minimum: int):
 _positive, _non_negative = _at_least(1), _at_least(0)
 
 
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """An argparse type: comma-separated ensemble sizes, e.g. 1,2,5,10."""
+    return tuple(_positive(part.strip()) for part in text.split(","))
+
+
 def parse_step(text: str) -> int | str:
     """An argparse type: a checkpoint's step number or 'best'."""
     return text if text == "best" else _non_negative(text)
@@ -115,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also measure each ensemble's OOD AUROC against this dataset's test "
                         "images (as many as the split's), by predictive entropy and mutual "
                         "information, e.g. fashion_mnist (costs a second pass)")
+    p.add_argument("--curve", nargs="?", type=parse_sizes, default=None,
+                   const=(1, 2, 5, 10, 20, 50, 100, 200), metavar="SIZES",
+                   help="also the ensemble-size curve: for each size (default "
+                        "1,2,5,10,20,50,100,200; those up to the number of networks) the "
+                        "mean and range over disjoint ensembles of majority vote, NLL, ECE, "
+                        "disagreement and, with --ood, OOD AUROC")
     p.add_argument("--json", dest="json_out", help="write all metrics to this JSON file")
     p.add_argument("--force", action="store_true", help="replace the --json file if it exists")
     p.add_argument("--include-non-finite", action="store_true",

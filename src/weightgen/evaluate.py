@@ -136,40 +136,102 @@ def ensemble_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
     }
 
 
+CURVE_SIZES = (1, 2, 5, 10, 20, 50, 100, 200)  # issue 26's ensemble sizes
+
+
+def ensemble_size_curve(logits: Tensor, labels: Tensor, sizes: Sequence[int] = CURVE_SIZES,
+                        ood_logits: Tensor | None = None) -> list[dict]:
+    """Ensemble metrics against ensemble size: for each size s <= K, the K // s disjoint
+    ensembles of consecutive networks, and of each metric its mean, min and max over them.
+
+    logits (K, N, C) on labelled images, ``ood_logits`` (K, M, C) on out-of-distribution
+    ones. Metrics: majority vote, NLL and ECE of the mean probability, pairwise prediction
+    disagreement, and (with ``ood_logits``) OOD AUROC by predictive entropy. One row per
+    size: {"size", "ensembles", METRIC: {"mean", "min", "max"}, ...}."""
+    from .uncertainty import ood_auroc, predictive_entropy  # scikit-learn: imported on use
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    k, classes = logits.shape[0], logits.shape[-1]
+    rows = []
+    for size in sorted({s for s in sizes if 1 <= s <= k}):
+        per_ensemble: dict[str, list[float]] = {}
+        for lo in range(0, k // size * size, size):
+            members = logits[lo:lo + size]  # (size, N, C)
+            probs = members.softmax(-1).mean(0)  # (N, C)
+            values = {
+                "majority_vote": (majority_vote(members) == labels).float().mean().item(),
+                "nll": F.nll_loss(members.log_softmax(-1).logsumexp(0) - math.log(size),
+                                  labels).item(),
+                "ece": float(multiclass_calibration_error(probs, labels, num_classes=classes,
+                                                          n_bins=15, norm="l1")),
+                "disagreement": prediction_disagreement(members),
+            }
+            if ood_logits is not None:
+                out = ood_logits[lo:lo + size].softmax(-1)
+                values["ood_auroc"] = ood_auroc(predictive_entropy(members.softmax(-1)),
+                                                predictive_entropy(out))
+            for key, value in values.items():
+                per_ensemble.setdefault(key, []).append(value)
+        rows.append({"size": size, "ensembles": k // size,
+                     **{key: {"mean": sum(v) / len(v), "min": min(v), "max": max(v)}
+                        for key, v in per_ensemble.items()}})
+    return rows
+
+
 def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
                       ensemble_size: int | None = None,
                       conv_impl: ConvImpl | None = None, ctx: Context = Context(),
                       precision: str = "float32", progress: bool = False,
-                      keep_first_logits: bool = False, ood_images: Tensor | None = None) -> dict:
-    """Metrics of K networks on a split. With ``ensemble_size`` the K networks form
-    K // ensemble_size disjoint ensembles; ensemble figures are then means over them.
+                      keep_first_logits: bool = False, ood_images: Tensor | None = None,
+                      curve_sizes: Sequence[int] | None = None) -> dict:
+    """Metrics of K networks on a split. With ``ensemble_size`` the first
+    K // ensemble_size * ensemble_size networks form disjoint ensembles, and ensemble figures
+    are means over them; the networks left over count as ``dropped_networks`` there, while
+    single-network figures always use all K.
     Under torchrun each rank predicts its share of every ensemble (``filters`` are the
-    whole set on every rank). ``progress`` shows a bar over the ensembles;
+    whole set on every rank). ``progress`` shows a bar over the networks;
     ``keep_first_logits`` adds the first ensemble's logits (size, N, classes) to the result
     as ``first_ensemble_logits``, for further analyses without predicting again.
     ``ood_images`` (out-of-distribution inputs) adds each ensemble's OOD AUROC by predictive
     entropy and mutual information (their mean over the ensembles), at the cost of a second
-    pass of every network over those images."""
+    pass of every network over those images. ``curve_sizes`` adds ``curve``, the
+    :func:`ensemble_size_curve` of all K networks (their logits are then kept in memory)."""
     k = filters[0].shape[0]
     size = ensemble_size or k
     groups = max(k // size, 1)
-    accuracies, per_group = [], []
+    blocks = [(g * size, (g + 1) * size) for g in range(groups)]
+    if k > groups * size:  # networks left over from the ensembles: single figures only
+        blocks.append((groups * size, k))
+    keep_all = curve_sizes is not None
+    accuracies, cross_entropies, per_group, kept, kept_ood = [], [], [], [], []
     if ood_images is not None:
-        from .analysis.uncertainty import ood_detection  # scikit-learn: imported on use only
-    for g in tqdm(range(groups), desc="ensembles", unit="ensemble", leave=False,
-                  disable=not (progress and ctx.is_main and groups > 1)):
-        mine = split(size, ctx)
-        chunk = [mat[g * size:(g + 1) * size][mine] for mat in filters]
+        from .uncertainty import ood_detection  # scikit-learn: imported on use only
+    bar = tqdm(total=k, desc="networks", unit="network", leave=False,
+               disable=not (progress and ctx.is_main))
+    for lo, hi in blocks:
+        mine = split(hi - lo, ctx)
+        chunk = [mat[lo:hi][mine] for mat in filters]
         logits = gather_shards(predict(spec, chunk, data.images, conv_impl=conv_impl,
-                                       precision=precision), size, ctx)
-        if g == 0 and keep_first_logits:
-            first_logits = logits
+                                       precision=precision), hi - lo, ctx)
         accuracies.append((logits.argmax(-1) == data.labels).float().mean(-1))
-        per_group.append(ensemble_metrics(logits, data.labels))
-        if ood_images is not None:
-            per_group[-1].update(ood_detection(logits, gather_shards(
-                predict(spec, chunk, ood_images, conv_impl=conv_impl, precision=precision),
-                size, ctx)))
+        cross_entropies.append(-logits.log_softmax(-1).gather(
+            -1, data.labels.expand(hi - lo, -1).unsqueeze(-1)).mean((1, 2)))  # (networks,)
+        grouped = hi - lo == size
+        ood_logits = None
+        if ood_images is not None and (grouped or keep_all):
+            ood_logits = gather_shards(predict(spec, chunk, ood_images, conv_impl=conv_impl,
+                                               precision=precision), hi - lo, ctx)
+        if grouped:
+            if lo == 0 and keep_first_logits:
+                first_logits = logits
+            per_group.append(ensemble_metrics(logits, data.labels))
+            if ood_logits is not None:
+                per_group[-1].update(ood_detection(logits, ood_logits))
+        if keep_all:
+            kept.append(logits)
+            kept_ood.append(ood_logits)
+        bar.update(hi - lo)
+    bar.close()
     acc = torch.cat(accuracies)
     result = {
         "networks": int(acc.numel()),
@@ -179,12 +241,13 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
         "accuracy_min": acc.min().item(),
         "accuracy_max": acc.max().item(),
         "accuracies": acc.tolist(),
+        "cross_entropy": torch.cat(cross_entropies).mean().item(),
         "ensembles": groups,
         "ensemble_size": size,
+        "dropped_networks": k - groups * size,
     }
     ensemble_keys = ["ensemble_majority_vote", "ensemble_mean_probability",
-                     "ensemble_most_confident", "cross_entropy", "ensemble_nll",
-                     "prediction_disagreement"]
+                     "ensemble_most_confident", "ensemble_nll", "prediction_disagreement"]
     if ood_images is not None:
         ensemble_keys += ["ood_auroc_predictive_entropy", "ood_auroc_mutual_information"]
     for key in ensemble_keys:
@@ -194,4 +257,8 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
                                                           for m in per_group]
     if keep_first_logits:
         result["first_ensemble_logits"] = first_logits
+    if keep_all:
+        result["curve"] = ensemble_size_curve(
+            torch.cat(kept), data.labels, curve_sizes,
+            None if ood_images is None else torch.cat(kept_ood))
     return result

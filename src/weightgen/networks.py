@@ -56,7 +56,7 @@ class GeneratedNetworks:
         """Accuracy of single networks and of the ensembles (majority vote, mean probability,
         most confident), with NLL and ECE of a single network and of the ensemble's mean
         probability."""
-        from .analysis.uncertainty import calibration  # scikit-learn: imported on use only
+        from .uncertainty import calibration  # scikit-learn: imported on use only
         logits = self.logits(images)
         labels = labels.to(logits.device)
         if labels.shape != (images.shape[0],) or labels.min() < 0 or \

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .analysis import figures
 from .analysis.adversarial import fgsm_curves
 from .analysis.diversity import diversity_summary, failure_mode, filter_importance
-from .analysis.uncertainty import uncertainty_report
+from .uncertainty import uncertainty_report
 from .analysis.weightspace import (PathWalk, filter_images, paths, pca_groups,
                                   principal_components)
 from .data import DataConfig, check_fits, load_dataset, load_ood_split

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from weightgen.analysis.uncertainty import (calibration, mutual_information, ood_auroc,
+from weightgen.uncertainty import (calibration, mutual_information, ood_auroc,
                                             predictive_entropy, uncertainty_report)
 
 
