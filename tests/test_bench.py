@@ -19,18 +19,6 @@ def test_bench_prints_one_json_object_with_the_required_keys(capsys):
     assert 0 < result["train_fraction_of_peak"] < 5
 
 
-def test_flop_count_of_the_paper_cnn_matches_a_hand_count():
-    from weightgen.bench import target_flops, training_step_flops
-    from weightgen.targets import mnist_cnn
-    conv1 = 2 * 32 * 25 * 28 * 28  # 5x5x1 kernels at every 28x28 position
-    conv2 = 2 * 16 * 32 * 25 * 14 * 14
-    fc1, fc2 = 2 * 8 * 784, 2 * 10 * 8
-    forward, backward = target_flops(mnist_cnn())
-    assert forward == conv1 + conv2 + fc1 + fc2
-    assert backward == conv1 + 2 * (conv2 + fc1 + fc2)  # no input gradient for the images
-    assert training_step_flops(mnist_cnn(), 32, 32) == 1024 * (forward + backward)
-
-
 def test_bfloat16_training_step_tracks_the_float32_loss():
     import torch
     from weightgen.objective import ObjectiveConfig

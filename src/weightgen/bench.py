@@ -22,6 +22,7 @@ from typing import Callable
 
 import torch
 
+from .cost import training_step_flops
 from .evaluate import predict
 from .hypernet import HyperNetwork
 from .objective import ObjectiveConfig, objective
@@ -43,32 +44,6 @@ def _rate(work: Callable[[], None], units: float, repeats: int) -> float:
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-
-
-def target_flops(spec: TargetSpec) -> tuple[int, int]:
-    """(forward, backward) floating-point operations of one (network, image) pair.
-
-    A conv or linear layer's forward is 2·out·fan_in multiply-adds per output position; its
-    backward computes the weight gradient (the same count) and, except for the first layer
-    (whose input is the image), the input gradient (the same count again).
-    """
-    _, height, width = spec.input_shape
-    forward = backward = 0
-    for index, layer in enumerate(spec.layers):
-        positions = height * width if layer.kind == "conv" else 1
-        flops = 2 * layer.out_size * layer.fan_in * positions
-        forward += flops
-        backward += flops * (1 if index == 0 else 2)
-        if layer.kind == "conv":
-            height, width = height // layer.pool, width // layer.pool
-    return forward, backward
-
-
-def training_step_flops(spec: TargetSpec, noise_samples: int, images_per_network: int) -> int:
-    """FLOPs of the target networks in one training step (the hypernetwork's few are left
-    out: under 3 % for the paper's configuration)."""
-    forward, backward = target_flops(spec)
-    return noise_samples * images_per_network * (forward + backward)
 
 
 def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 6) -> float:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from . import distributed
 from .config import Config
+from .cost import training_cost
 from .data import Dataset, check_fits, load_dataset
 from .errors import WeightgenError
 from .fileio import MetricsLog
@@ -75,11 +76,12 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
     optimizer = method.make_optimizer()
     checkpoint = load_latest(run_dir, map_location=dev) if ctx.is_main else None
     checkpoint = distributed.broadcast_object(checkpoint, ctx)
-    step = 0
+    step, trained_seconds = 0, 0.0
     if checkpoint is not None:
         method.load_state(checkpoint)
         optimizer.load_state_dict(checkpoint["optimizer"])
         step = int(checkpoint["step"])
+        trained_seconds = float(checkpoint.get("train_seconds", 0.0))  # 0: an older checkpoint
         if ctx.is_main:
             print(f"{run_dir}: resuming from step {step}" if step < method.steps else
                   f"{run_dir}: already trained to step {step} ({method.section}.steps = "
@@ -101,10 +103,16 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
         if ctx.is_main:
             spec = {"target_spec": method.spec.to_dict()} if method.spec is not None else {}
             save_checkpoint(run_dir, at, {**method.state(), "optimizer": optimizer.state_dict(),
-                                          "config": config.to_dict(), **spec},
+                                          "config": config.to_dict(), **spec,
+                                          "train_seconds": seconds()},
                             tc.keep_checkpoints, keep_best=tc.keep_best_checkpoint)
 
+    def seconds() -> float:
+        """Wall time spent in training steps, over every sitting of the run."""
+        return trained_seconds + step_seconds
+
     last: dict[str, Any] = {}
+    step_seconds = 0.0
     bar = tqdm(total=method.steps, initial=step, disable=not (progress and ctx.is_main),
                dynamic_ncols=True, desc=config.name, unit="step")
     started, started_step = time.perf_counter(), step
@@ -115,9 +123,11 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
             for group in optimizer.param_groups:
                 group["lr"] = method.learning_rate(step)
             with deferred_signals():  # a checkpoint holds completed steps only
+                step_started = time.perf_counter()
                 result = method.training_step(step, model, train_split, ctx)
                 descend(optimizer, result.loss, step, value=result.value)
                 step += 1
+                step_seconds += time.perf_counter() - step_started
             if governor is not None:
                 governor.update()
             bar.update(1)
@@ -129,7 +139,9 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
                            for k, v in result.record.items()},
                         "lr": optimizer.param_groups[0]["lr"],
                         "steps_per_s": (step - started_step) / max(elapsed, 1e-9),
-                        "threads": torch.get_num_threads()}
+                        "threads": torch.get_num_threads(),
+                        **training_cost(method.spec, method.passes_per_step(), step),
+                        "train_seconds": seconds()}
                 for sink in logs:
                     sink.write(last)
                 bar.set_postfix(loss=f"{last['loss']:.4g}")

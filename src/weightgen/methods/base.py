@@ -65,6 +65,12 @@ class Method(ABC):
         """The module holding every trained parameter (wrapped by DDP under torchrun)."""
         raise NotImplementedError
 
+    def passes_per_step(self) -> int:
+        """The (network, image) pairs whose forward and backward pass one training step
+        computes: the step's counted training cost (:mod:`weightgen.cost`); 0 for a method
+        without target networks."""
+        return 0
+
     @property
     def steps(self) -> int:
         return getattr(self.config, self.section).steps

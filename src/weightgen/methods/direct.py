@@ -30,6 +30,9 @@ class DirectMethod(Method):
     def module(self) -> nn.Module:
         return self.filters
 
+    def passes_per_step(self) -> int:
+        return self.config.direct.copies * self.config.direct.batch_size
+
     def training_step(self, step: int, model: nn.Module, train: Split | None,
                       ctx: Context) -> StepResult:
         """The sum over copies of each copy's mean cross-entropy on its own images: since

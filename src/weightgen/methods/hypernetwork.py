@@ -53,6 +53,13 @@ class HypernetworkMethod(Method):
     def noise_dim(self) -> int:
         return self.config.hypernet.noise_dim
 
+    def passes_per_step(self) -> int:
+        """Each noise sample's network on its own images, plus, with the function-space
+        term, on the shared images."""
+        tc, obj = self.config.train, self.config.objective
+        shared = obj.function_images if obj.function_weight > 0 else 0
+        return tc.noise_samples * (tc.images_per_network + shared)
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         tc = self.config.train
         return torch.optim.Adam(self.hypernet.parameters(), lr=tc.lr, betas=tc.adam_betas,

@@ -31,6 +31,10 @@ class MNFGMethod(Method):
     def module(self) -> nn.Module:
         return self.model
 
+    def passes_per_step(self) -> int:
+        """One sampled network on each image of the batch (the flows' cost is not counted)."""
+        return self.config.mnfg.batch_size
+
     def training_step(self, step: int, model: nn.Module, train: Split | None,
                       ctx: Context) -> StepResult:
         """loss = CE + KL bound / N, N the training-set size."""

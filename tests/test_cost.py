@@ -1,0 +1,57 @@
+"""The counted training cost: FLOPs from the spec, passes per method."""
+
+
+def test_flop_count_of_the_paper_cnn_matches_a_hand_count():
+    from weightgen.cost import target_flops, training_step_flops
+    from weightgen.targets import mnist_cnn
+    conv1 = 2 * 32 * 25 * 28 * 28  # 5x5x1 kernels at every 28x28 position
+    conv2 = 2 * 16 * 32 * 25 * 14 * 14
+    fc1, fc2 = 2 * 8 * 784, 2 * 10 * 8
+    forward, backward = target_flops(mnist_cnn())
+    assert forward == conv1 + conv2 + fc1 + fc2
+    assert backward == conv1 + 2 * (conv2 + fc1 + fc2)  # no input gradient for the images
+    assert training_step_flops(mnist_cnn(), 32, 32) == 1024 * (forward + backward)
+
+
+def test_every_method_counts_its_passes_and_the_log_records_the_cost(mnist, tmp_path):
+    import json
+
+    from weightgen.config import config_from_dict
+    from weightgen.cost import target_flops
+    from weightgen.loop import train
+    from weightgen.methods import build_method
+    from weightgen.targets import mnist_cnn
+
+    from tests.helpers import tiny_config_dict
+
+    per_pair = sum(target_flops(mnist_cnn()))
+    data = tiny_config_dict(steps=4, validate_every=100, checkpoint_every=2, log_every=2)
+    hyper = config_from_dict(data)
+    assert build_method(hyper).passes_per_step() == 4 * 8  # noise samples x images
+    function = config_from_dict({**data, "objective": {"lambda": 100.0, "function_weight": 0.1,
+                                                       "function_images": 5}})
+    assert build_method(function).passes_per_step() == 4 * (8 + 5)
+    direct = config_from_dict({**data, "method": "direct",
+                               "direct": {"copies": 3, "batch_size": 7, "steps": 4}})
+    assert build_method(direct).passes_per_step() == 21
+    mnfg = config_from_dict({**data, "method": "mnfg", "mnfg": {"batch_size": 9, "steps": 4}})
+    assert build_method(mnfg).passes_per_step() == 9
+    toy = config_from_dict({"method": "toy"})
+    assert build_method(toy).passes_per_step() == 0
+
+    run = tmp_path / "run"
+    train(hyper, run, device="cpu", progress=False, data=mnist)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in logged] == [2, 4]
+    for r in logged:
+        assert r["network_image_passes"] == r["step"] * 32
+        assert r["target_flops"] == r["step"] * 32 * per_pair
+    assert 0 < logged[0]["train_seconds"] < logged[1]["train_seconds"]
+    # a resumed run goes on counting from the checkpoint's training time
+    longer = config_from_dict({**data, "train": {**data["train"], "steps": 6}})
+    train(longer, run, device="cpu", progress=False, data=mnist)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    resumed = [r for r in records if r["kind"] == "train" and r["step"] == 6][0]
+    assert resumed["train_seconds"] > logged[1]["train_seconds"]
+    assert resumed["target_flops"] == 6 * 32 * per_pair
