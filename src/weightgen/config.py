@@ -1,8 +1,10 @@
 """Experiment configuration: typed dataclasses read from YAML, validated key by key.
 
-A config file has the sections ``target``, ``hypernet``, ``objective``, ``train`` and the
-top-level keys ``name``, ``seed`` and ``method``. Unknown keys, wrong types and out-of-range
-values raise a :class:`WeightgenError` that names the key.
+A config file has the sections ``data``, ``target``, ``hypernet``, ``objective``, ``train``,
+the top-level keys ``name``, ``seed`` and ``method``, and one section per registered method
+that has settings of its own (``Method.settings``, under the method's name: ``mnfg:``,
+``direct:``, ...), so a new method brings its section without editing this module. Unknown
+keys, wrong types and out-of-range values raise a :class:`WeightgenError` that names the key.
 """
 
 from __future__ import annotations
@@ -24,9 +26,6 @@ from .hypernet import HypernetConfig, default_generator_hidden
 from .methods import METHODS
 from .objective import ObjectiveConfig
 from .targets import TargetSpec, preset
-from .toy import ToyConfig
-from .baselines.direct import DirectConfig
-from .baselines.mnfg import MNFGConfig
 
 
 @dataclass(frozen=True)
@@ -94,14 +93,27 @@ class Config:
     hypernet: HypernetConfig = field(default_factory=HypernetConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    toy: ToyConfig = field(default_factory=ToyConfig)  # method "toy" (section 4.1) only
-    direct: DirectConfig = field(default_factory=DirectConfig)  # method "direct" only
-    mnfg: MNFGConfig = field(default_factory=MNFGConfig)  # method "mnfg" only
+    # each registered method's own settings by method name (read as ``config.mnfg``); a
+    # section not given takes its defaults
+    methods: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_config(self.seed >= 0, "seed", "must be >= 0")
         check_config(self.method in METHODS, "method", f"must be one of {sorted(METHODS)}, "
                      f"got {_shown(self.method)}")
+        sections = method_sections()
+        unknown = sorted(set(self.methods) - set(sections))
+        check_config(not unknown, unknown[0] if unknown else "", "is no registered method's "
+                     "section")
+        object.__setattr__(self, "methods", {name: self.methods.get(name) or settings()
+                                             for name, settings in sections.items()})
+
+    def __getattr__(self, name: str) -> Any:
+        """A method's own settings: ``config.mnfg`` is ``config.methods["mnfg"]``."""
+        methods = self.__dict__.get("methods", {})
+        if name in methods:
+            return methods[name]
+        raise AttributeError(f"'Config' object has no attribute {name!r}")
 
     def spec(self) -> TargetSpec:
         """The target networks' spec (a layer-by-layer target without ``input_shape`` reads
@@ -111,13 +123,20 @@ class Config:
         return self.target.build(input_shape(self.data))
 
     def replace(self, **sections: Any) -> "Config":
-        return dataclasses.replace(self, **sections)
+        """A copy with whole sections replaced, core ones or methods' (``mnfg=...``)."""
+        own = {k: sections.pop(k) for k in list(sections) if k in self.methods}
+        return dataclasses.replace(self, **sections, methods={**self.methods, **own})
 
     def to_dict(self) -> dict:
         return _to_plain(self)
 
 
 _FILE_NAMES = {"lam": "lambda"}  # field name -> key in files
+
+
+def method_sections() -> dict[str, type]:
+    """The config sections that methods own: method name -> its settings dataclass."""
+    return {name: cls.settings for name, cls in METHODS.items() if cls.settings is not None}
 
 
 MAX_INTEGER = 2 ** 63  # seeds and sizes: torch's generators take 64-bit seeds
@@ -130,6 +149,10 @@ def _shown(value: Any, limit: int = 80) -> str:
 
 
 def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, Config):  # the methods' sections sit at the top level of a file
+        plain = {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                 if f.name != "methods"}
+        return {**plain, **{name: _to_plain(settings) for name, settings in obj.methods.items()}}
     if dataclasses.is_dataclass(obj):
         return {_FILE_NAMES.get(f.name, f.name): _to_plain(getattr(obj, f.name))
                 for f in dataclasses.fields(obj)}
@@ -201,11 +224,16 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise WeightgenError(f"config: {prefix or 'the file'} must be a mapping, got {_shown(data)}")
     hints = typing.get_type_hints(cls)
-    by_file_name = {_FILE_NAMES.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
-    values = {}
+    by_file_name = {_FILE_NAMES.get(f.name, f.name): f.name for f in dataclasses.fields(cls)
+                    if not (cls is Config and f.name == "methods")}
+    sections = method_sections() if cls is Config else {}
+    values: dict[str, Any] = {"methods": {}} if cls is Config else {}
     for key, value in data.items():
         shown = key if isinstance(key, str) and key.isprintable() else repr(key)
         path = f"{prefix}.{shown}" if prefix else shown
+        if key in sections:
+            values["methods"][key] = _build(sections[key], value, path)
+            continue
         if key not in by_file_name:
             raise WeightgenError(f"config: unknown key {path}")
         name = by_file_name[key]

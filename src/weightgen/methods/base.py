@@ -38,9 +38,9 @@ class StepResult:
 class Method(ABC):
     """A trainable source of target networks, built from a config.
 
-    Subclasses set the class attributes, build their modules in ``__init__`` (seeded by the
-    config, so a rebuilt method matches a checkpoint's parameters) and implement
-    :meth:`training_step` and :meth:`draw`."""
+    Subclasses set the class attributes (``settings``: their own config section, if any),
+    build their modules in ``__init__`` (seeded by the config, so a rebuilt method matches a
+    checkpoint's parameters) and implement :meth:`training_step` and :meth:`draw`."""
 
     name: ClassVar[str]  # the config's ``method:``
     label: ClassVar[str]  # what exchange files name as their source
@@ -48,6 +48,9 @@ class Method(ABC):
     distributed: ClassVar[bool] = False  # trains under torchrun (data-parallel)
     batch_norm: ClassVar[bool] = False  # has batch norm, so --batch-norm batch applies
     needs_data: ClassVar[bool] = True  # False: the toy problem needs no dataset
+    # the dataclass of the method's own config section, written under the method's name
+    # (``mnfg:``) and read as ``config.<name>``; None: the method has no section of its own
+    settings: ClassVar[type | None] = None
 
     def __init__(self, config: Any, device: torch.device | str = "cpu"):
         self.config, self.device = config, torch.device(device)

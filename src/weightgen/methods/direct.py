@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..baselines.direct import init_filters
+from ..baselines.direct import DirectConfig, init_filters
 from ..data import Split, training_batch_indices
 from ..distributed import Context
 from ..networks import GeneratedNetworks
@@ -19,6 +19,7 @@ class DirectMethod(Method):
     name = "direct"
     label = "weightgen directly trained networks"
     section = "direct"
+    settings = DirectConfig
 
     def __init__(self, config, device="cpu"):
         super().__init__(config, device)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..baselines.mnfg import MNFG
+from ..baselines.mnfg import MNFG, MNFGConfig
 from ..data import Split, training_batch_indices
 from ..distributed import Context
 from ..memory import require
@@ -21,6 +21,7 @@ class MNFGMethod(Method):
     name = "mnfg"
     label = "weightgen MNFG baseline"
     section = "mnfg"
+    settings = MNFGConfig
 
     def __init__(self, config, device="cpu"):
         super().__init__(config, device)

@@ -11,7 +11,7 @@ from ..distributed import Context
 from ..errors import WeightgenError
 from ..networks import GeneratedNetworks
 from ..rng import seeded_generator
-from ..toy import GaussianMixture, ToyGenerator, toy_loss
+from ..toy import GaussianMixture, ToyConfig, ToyGenerator, toy_loss
 from .base import Method, StepResult
 
 
@@ -19,6 +19,7 @@ class ToyMethod(Method):
     name = "toy"
     label = "weightgen toy generator"
     section = "toy"
+    settings = ToyConfig
     needs_data = False
 
     def __init__(self, config, device="cpu"):
