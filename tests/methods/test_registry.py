@@ -12,18 +12,19 @@ from weightgen.methods import METHODS, build_method
 
 from tests.helpers import tiny_config_dict
 
-NETWORK_METHODS = ["hypernetwork", "mnfg", "direct"]
+NETWORK_METHODS = ["hypernetwork", "multi_hypernetwork", "mnfg", "direct"]
 
 
 def config_of(method: str):
     data = tiny_config_dict()
     data.update(method=method, direct={"copies": 3, "steps": 2},
-                mnfg={"steps": 2, "hidden_q": 4, "hidden_r": 4})
+                mnfg={"steps": 2, "hidden_q": 4, "hidden_r": 4},
+                multi_hypernetwork={"components": 2})
     return config_from_dict(data)
 
 
 def test_the_registry_names_every_built_in_method():
-    assert sorted(METHODS) == ["direct", "hypernetwork", "mnfg", "toy"]
+    assert sorted(METHODS) == ["direct", "hypernetwork", "mnfg", "multi_hypernetwork", "toy"]
     assert all(cls.name == name for name, cls in METHODS.items())
 
 
