@@ -223,7 +223,7 @@ def test_bad_npz_arrays_are_one_line_errors(tmp_path, arrays, message):
 def test_an_unreadable_npz_file_is_named(tmp_path):
     from weightgen.data import DataConfig, load_dataset
     (tmp_path / "broken.npz").write_text("not a zip")
-    with pytest.raises(WeightgenError, match="broken.npz: not a readable .npz file"):
+    with pytest.raises(WeightgenError, match="broken.npz: not an .npz file \\(no such file, or not a zip archive"):
         load_dataset(DataConfig(name="npz", path=str(tmp_path / "broken.npz")))
 
 

@@ -17,8 +17,10 @@ from typing import Iterator
 import torch
 
 from . import pretrained
-from .errors import WeightgenError
+from .distributed import resolve_device
+from .errors import ArgumentError, WeightgenError, check_argument
 from .exchange import load_networks
+from .memory import require
 from .methods import Method
 from .networks import GeneratedNetworks
 from .runfolder import open_run
@@ -30,6 +32,12 @@ class Generator:
 
     def __init__(self, source: str | Path, device: str = "cpu", gauge: bool = True,
                  batch_norm: str = "running", step: int | str | None = None):
+        check_argument(isinstance(device, (str, torch.device)), f"device must be a string "
+                       f"such as 'cpu' or 'cuda', got {type(device).__name__}")
+        try:
+            device = str(resolve_device(str(device)))
+        except WeightgenError as err:
+            raise ArgumentError(str(err).replace("--device", "device", 1)) from None
         self.source, self.device, self.gauge, self.batch_norm = pretrained.resolve(source), \
             device, gauge, batch_norm
         self.method: Method | None = None
@@ -49,7 +57,10 @@ class Generator:
     def sample(self, n: int, seed: int = 0) -> GeneratedNetworks:
         """n networks; the same as ``weightgen sample SOURCE -n n --seed seed`` writes (a
         networks file or a direct run holds fixed networks: the first n)."""
-        parts = list(self.stream(n, chunk=max(n, 1), seed=seed))
+        _check_count(n, "n")
+        require(n * self.spec.num_weights * 4 * 2, f"sampling {n:,} networks at once",
+                "sample fewer, or use stream() to take them in chunks")
+        parts = list(self.stream(n, chunk=n, seed=seed))
         z = None if parts[0].z is None else torch.cat([p.z for p in parts])
         return GeneratedNetworks(self.spec, [torch.cat(layer) for layer in
                                              zip(*(p.filters for p in parts))], z)
@@ -58,8 +69,11 @@ class Generator:
                ) -> Iterator[GeneratedNetworks]:
         """The n networks of :meth:`sample`, ``chunk`` at a time (memory bounded by the chunk
         for a hypernetwork); the same networks, bit for bit, whatever the chunk."""
-        if n < 1 or chunk < 1:
-            raise WeightgenError("n and chunk must be >= 1")
+        _check_count(n, "n")
+        _check_count(chunk, "chunk")
+        check_argument(isinstance(seed, int) and not isinstance(seed, bool) and
+                       0 <= seed < 2 ** 63, f"seed must be a whole number in 0..2**63-1, got "
+                                            f"{seed!r}")
         if self.method is not None:
             yield from self.method.sample(n, seed, chunk, self.gauge, self.batch_norm)
             return
@@ -69,6 +83,11 @@ class Generator:
         for lo in range(0, n, chunk):
             yield GeneratedNetworks(self.spec, [f[lo:min(lo + chunk, n)].to(self.device)
                                                 for f in fixed])
+
+
+def _check_count(value: object, name: str) -> None:
+    check_argument(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                   f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def load(source: str | Path, device: str = "cpu", gauge: bool = True,

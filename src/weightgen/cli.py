@@ -74,7 +74,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .methods import METHODS
-    from .runfolder import RunLock
+    from .runfolder import RunLock, remove_if_unused
 
     threads = _threads(args)
     config = load_config(args.config)
@@ -93,8 +93,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = config.replace(train=dataclasses.replace(config.train, **overrides))
     out = Path(args.out or Path("runs") / config.name)
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 owns the folder
-    with RunLock(out) if main_process else contextlib.nullcontext():
-        return _train_in(config, out, args, threads)
+    created = not out.exists()
+    try:
+        with RunLock(out) if main_process else contextlib.nullcontext():
+            return _train_in(config, out, args, threads)
+    except WeightgenError:
+        if created and main_process:  # a refused train leaves no trace in a folder it made
+            remove_if_unused(out)
+        raise
 
 
 def _train_in(config, out: Path, args: argparse.Namespace, threads: str) -> int:
@@ -324,7 +330,9 @@ def _print_curve(rows: list[dict]) -> None:
 def _data_config(text: str):
     """A --data value: a dataset name, or npz:PATH for the user's own arrays."""
     from .data import DataConfig
-    name, _, path = text.partition(":")
+    name, colon, path = text.partition(":")
+    if name == "npz" and not path:
+        raise WeightgenError(f"--data {text}: give the file, npz:PATH")
     try:
         return DataConfig(name=name, path=path or None)
     except WeightgenError as err:

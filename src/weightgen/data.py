@@ -9,6 +9,7 @@ dataset is one function registered with :func:`register`.
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from torch import Tensor
 
 from .errors import WeightgenError, check_config
 from .idxfiles import load_split
+from .memory import require
 from .rng import seeded_generator
 from .split import Split
 
@@ -86,16 +88,32 @@ def input_shape(cfg: DataConfig) -> tuple[int, ...]:
         return INPUT_SHAPES[cfg.name]
     if cfg.name != "npz":  # a registered dataset without a recorded shape: load it
         return load_dataset(cfg).input_shape
-    try:
-        with zipfile.ZipFile(cfg.path) as archive, archive.open("x_train.npy") as f:
-            major, _ = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if major == 1 else \
-                np.lib.format.read_array_header_2_0
-            shape = read_header(f)[0]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        raise WeightgenError(f"data.path {cfg.path}: not an .npz file with an x_train array"
-                             ) from None
+    shapes = _npz_headers(Path(cfg.path or ""))
+    if "x_train" not in shapes:
+        raise WeightgenError(f"data.path {cfg.path}: not an .npz file with an x_train array")
+    shape = shapes["x_train"][0]
     return (1, *shape[1:]) if len(shape) == 3 else tuple(shape[1:])
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array of an .npz file, read from the headers alone."""
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        raise WeightgenError(f"data.path {path}: not an .npz file (no such file, or not a "
+                             f"zip archive as numpy.savez writes)")
+    headers = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                with archive.open(name) as f:
+                    major, _ = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if major == 1 else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                headers[name.removesuffix(".npy")] = (tuple(shape), dtype)
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise WeightgenError(f"data.path {path}: not a readable .npz file "
+                             f"({str(err).splitlines()[0][:120]})") from None
+    return headers
 
 
 def _first_validates(name: str, train: Split, test: Split, validation_size: int) -> Dataset:
@@ -144,6 +162,9 @@ def _npz(cfg: DataConfig, data_dir, download: bool) -> Dataset:
     (N, H, W) or (N, C, H, W), uint8 (scaled by 1/255) or floats in [0, 1]; labels integers
     0..K-1."""
     path = Path(cfg.path or "")
+    # float32 copies of every array: refused up front when they cannot fit
+    require(sum(4 * math.prod(shape) for shape, _ in _npz_headers(path).values()),
+            f"loading the arrays of {path}", "use a smaller dataset")
     try:
         with np.load(path, allow_pickle=False) as arrays:
             found = {key: arrays[key] for key in arrays.files}

@@ -5,6 +5,16 @@ class WeightgenError(Exception):
     """A problem with the user's input (path, config value, file); never a bug."""
 
 
+class ArgumentError(WeightgenError, ValueError):
+    """An argument of a Python API call out of range or of the wrong type."""
+
+
+def check_argument(ok: bool, message: str) -> None:
+    """Refuse a bad API argument in one line."""
+    if not ok:
+        raise ArgumentError(message)
+
+
 def check_config(ok: bool, key: str, why: str) -> None:
     """Refuse a config value in one line naming its key: ``config: KEY WHY``."""
     if not ok:

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from .errors import WeightgenError
+from .memory import readable_bytes
 from .fileio import atomic_path
 from .targets import TargetSpec
 
@@ -85,8 +86,8 @@ class NetworksWriter:
         except OSError:
             free = size  # the write itself reports what is wrong
         if size > free:
-            raise WeightgenError(f"{self.path}: {self.n} networks need {size / 2**30:.1f} GiB, "
-                                 f"{free / 2**30:.1f} GiB are free there")
+            raise WeightgenError(f"{self.path}: {self.n} networks need {readable_bytes(size)}, "
+                                 f"{readable_bytes(free)} are free there")
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
         try:

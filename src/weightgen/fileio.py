@@ -72,7 +72,8 @@ class MetricsLog:
         """The logged records, oldest first (a torn last line is skipped); [] without a log."""
         if not self.path.exists():
             return []
-        return [record for line in self.path.read_text().splitlines()
+        text = self.path.read_bytes().decode("utf-8", errors="replace")  # a damaged line is
+        return [record for line in text.splitlines()                    # skipped, not fatal
                 if (record := _record(line)) is not None]
 
     def write(self, record: dict[str, Any]) -> None:

@@ -7,9 +7,6 @@ import os
 from .errors import WeightgenError
 from .targets import TargetSpec
 
-GIB = 1024 ** 3
-
-
 def available_bytes() -> int:
     """Memory the system can give this process now (MemAvailable; total RAM elsewhere)."""
     try:
@@ -44,9 +41,19 @@ def training_step_bytes(spec: TargetSpec, noise_samples: int, images_per_network
     return 4 * (3 * pairs * activation_floats(spec) + 8 * noise_samples * spec.num_weights)
 
 
+def readable_bytes(count: float) -> str:
+    """A byte count for people: 512 B, 3.2 KiB, 40 MiB, 1.6 GiB, 3.6 TiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" or abs(count) >= 100 else \
+                f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
 def require(needed: int, what: str, advice: str) -> None:
     """Refuse ``what`` when it needs more memory than is available."""
     have = available_bytes()
     if needed > have:
-        raise WeightgenError(f"{what} needs about {needed / GIB:.1f} GiB of memory, "
-                             f"{have / GIB:.1f} GiB are available; {advice}")
+        raise WeightgenError(f"{what} needs about {readable_bytes(needed)} of memory, "
+                             f"{readable_bytes(have)} are available; {advice}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .errors import WeightgenError
+from .errors import WeightgenError, check_argument
 from .evaluate import ensemble_metrics, predict
 from .targets import TargetSpec
 
@@ -32,6 +32,7 @@ class GeneratedNetworks:
             got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
             raise WeightgenError(f"images must have shape (B, {', '.join(map(str, shape))}), "
                                  f"got {got}")
+        check_argument(images.shape[0] >= 1, "images must hold at least one image, got 0")
         if not images.is_floating_point() or images.numel() and (
                 images.min() < 0 or images.max() > 1 or not torch.isfinite(images).all()):
             raise WeightgenError("images must be finite floats in [0, 1] (as MNIST / 255)")
@@ -44,8 +45,11 @@ class GeneratedNetworks:
 
     def module(self, index: int) -> nn.Module:
         """Network ``index`` as an ordinary torch.nn.Sequential with its weights loaded."""
+        check_argument(isinstance(index, int) and not isinstance(index, bool),
+                       f"index must be a whole number, got {index!r}")
         if not -len(self) <= index < len(self):
             raise WeightgenError(f"network {index} does not exist (there are {len(self)})")
+        index %= len(self)  # -1: the last network
         module = self.spec.build_module()
         state = self.spec.to_state_dict([f[index:index + 1] for f in self.filters])
         module.load_state_dict({name: t[0] for name, t in state.items()})
@@ -58,6 +62,10 @@ class GeneratedNetworks:
         probability."""
         from .uncertainty import calibration  # scikit-learn: imported on use only
         logits = self.logits(images)
+        check_argument(isinstance(labels, Tensor) and not labels.is_floating_point() and
+                       not labels.is_complex() and labels.dtype != torch.bool,
+                       f"labels must be an integer tensor of class indices, got "
+                       f"{getattr(labels, 'dtype', type(labels).__name__)}")
         labels = labels.to(logits.device)
         if labels.shape != (images.shape[0],) or labels.min() < 0 or \
                 labels.max() >= self.spec.num_classes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import json
+import math
 import os
 import pickle
 import socket
@@ -178,7 +179,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise WeightgenError(f"{path}: no such checkpoint") from None
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
+    except pickle.UnpicklingError:  # weights_only refused an object: nothing was run
+        raise WeightgenError(f"{path}: unsafe checkpoint (it holds Python objects that would "
+                             f"run code when loaded); refused, nothing ran") from None
+    except ( RuntimeError, zipfile.BadZipFile, EOFError, OSError,
             ValueError, AttributeError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WeightgenError(f"{path}: unreadable or unsafe checkpoint ({first[:200]})") from None
@@ -215,16 +219,21 @@ def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu"
     None when the run has no checkpoint."""
     candidates = list_checkpoints(run_dir)
     run_config = saved_config(run_dir) if (Path(run_dir) / "config.yaml").is_file() else None
+    skipped: list[str] = []
     for path in reversed(candidates):
         try:
             payload = load_checkpoint(path, map_location)
         except WeightgenError as err:
-            print(f"weightgen: warning: {err}; using the previous checkpoint", file=sys.stderr)
+            skipped.append(str(err))
             continue
+        for problem in skipped:
+            print(f"weightgen: warning: {problem}; using the previous checkpoint",
+                  file=sys.stderr)
         check_belongs(path, payload, run_config)
         return payload
-    if candidates:
-        raise WeightgenError(f"{checkpoint_dir(run_dir)}: no readable checkpoint")
+    if candidates:  # one line: the newest checkpoint's problem
+        more = f" (and {len(skipped) - 1} older ones)" if len(skipped) > 1 else ""
+        raise WeightgenError(f"no readable checkpoint: {skipped[0]}{more}")
     return None
 
 
@@ -267,6 +276,21 @@ def prepare_run_folder(config: Config, run_dir: Path) -> None:
     save_config(config, config_path)
 
 
+def remove_if_unused(run_dir: Path) -> None:
+    """Remove a run folder that a refused ``train`` created: one with no checkpoint and no
+    logged step holds only what the refusal left (the lock, config.yaml)."""
+    log = run_dir / "metrics.jsonl"
+    if list_checkpoints(run_dir) or (log.exists() and log.stat().st_size):
+        return
+    for name in (".lock", "config.yaml", "metrics.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+    for folder in (checkpoint_dir(run_dir), run_dir):
+        try:
+            folder.rmdir()  # only when empty: anything else in it is not ours to remove
+        except OSError:
+            pass
+
+
 def _kept_steps(run_dir: Path) -> list[int]:
     return [_step_in_name(path) for path in list_checkpoints(run_dir)]
 
@@ -288,8 +312,14 @@ def _best_validated_or_none(run_dir: Path) -> int | None:
     votes = {r["step"]: r["ensemble_majority_vote"]
              for r in MetricsLog(run_dir / "metrics.jsonl").records()
              if r.get("kind") == "validation" and r.get("step") in kept
-             and "ensemble_majority_vote" in r}
+             and _is_vote(r.get("ensemble_majority_vote"))}
     return max(votes, key=lambda step: (votes[step], step)) if votes else None
+
+
+def _is_vote(value: Any) -> bool:
+    """A usable validation vote: a finite number (a damaged record's text or NaN is not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
 
 
 def _steps_text(steps: list[int]) -> str:

@@ -14,6 +14,7 @@ Thread counts change the order of floating-point sums, so runs are bit-for-bit r
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from .errors import WeightgenError
@@ -88,7 +89,17 @@ def parse_threads(value: str | int | None) -> int | None:
                              f"{value!r}") from None
     if threads < 1:
         raise WeightgenError(f"threads must be >= 1, got {threads}")
+    cores = usable_cores()
+    if threads > cores:  # more threads than cores only slow down (and 10,000 crash libtorch)
+        if threads not in _capped:
+            _capped.add(threads)
+            print(f"weightgen: notice: {threads} threads asked for, this process may use "
+                  f"{cores} cores; using {cores}", file=sys.stderr)
+        return cores
     return threads
+
+
+_capped: set[int] = set()  # counts already reported as capped (one notice each)
 
 
 def apply_threads(value: str | int | None) -> int:
