@@ -130,6 +130,21 @@ def _open_method(run_dir: str, device, step: int | str | None):
     return method
 
 
+@contextlib.contextmanager
+def _claimed_output(path: str | None, force: bool, inputs: Sequence[str] = ()):
+    """For the whole command: the output file's lock (:func:`~weightgen.fileio.output_lock`),
+    then the checks of :func:`_check_output`; nothing for a command without one (and on the
+    ranks of a torchrun job other than 0, which write nothing)."""
+    if path is None or int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    _check_output(path, force, inputs)  # a missing folder is named before the lock is tried
+    from .fileio import output_lock
+    with output_lock(path):
+        _check_output(path, force, inputs)  # again, now that no other writer can start
+        yield
+
+
 def _check_output(path: str, force: bool, inputs: Sequence[str] = ()) -> None:
     """Before any work: refuse to replace an input, an existing file without --force, or to
     write into a folder that does not exist."""
@@ -159,16 +174,25 @@ def _non_finite(filters: Sequence):
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    if not args.output.endswith(".safetensors"):
+        raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
+    with _claimed_output(args.output, args.force, args.run_dirs):
+        return _sample_into(args)
+
+
+def _sample_into(args: argparse.Namespace) -> int:
     from . import distributed
     from .evaluate import interleave
     from .exchange import NetworksWriter
 
-    if not args.output.endswith(".safetensors"):
-        raise WeightgenError(f"-o {args.output}: the file name must end in .safetensors")
-    _check_output(args.output, args.force, args.run_dirs)
     _threads(args)
     ctx, dev = distributed.start(args.device)
     methods = [_open_method(run_dir, dev, args.step) for run_dir in args.run_dirs]
+    runs = [(pretrained.resolve(r).resolve(), m.step) for r, m in zip(args.run_dirs, methods)]
+    for index, run in enumerate(runs):
+        if run in runs[:index]:
+            raise WeightgenError(f"{args.run_dirs[index]} (step {run[1]}) is given twice: its "
+                                 f"networks would count twice in the pool")
     for run_dir, method in zip(args.run_dirs, methods):
         method.check_batch_norm(args.batch_norm)
         _check_poolable(run_dir, method.spec, args.run_dirs[0], methods[0].spec)
@@ -190,7 +214,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             pass
         return 0
     total = args.num * len(methods)
-    with NetworksWriter(args.output, methods[0].spec, total, noise_dim, extra) as out:
+    with NetworksWriter(args.output, methods[0].spec, total, noise_dim, extra,
+                        replace=args.force) as out:
         lo = 0
         for chunks in zip(*streams):  # chunk c of every source: networks of one index range
             filters = interleave([c.filters for c in chunks])  # one of each source in turn
@@ -231,13 +256,19 @@ def _networks_to_evaluate(source: str, args: argparse.Namespace, ctx, dev):
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    with _claimed_output(args.json_out, args.force, args.sources):
+        return _evaluate_into(args)
+
+
+def _evaluate_into(args: argparse.Namespace) -> int:
     import torch
 
     from . import distributed
 
-    if args.json_out:
-        _check_output(args.json_out, args.force, args.sources)
     _threads(args)
+    for source in args.sources:
+        if not pretrained.resolve(source).exists():
+            raise WeightgenError(f"{source}: no such file or folder")
     if not any(pretrained.resolve(s).is_dir() for s in args.sources):
         for option, given in (("-n", args.num is not None), ("--step", args.step is not None),
                               ("--batch-norm", args.batch_norm != "running")):
@@ -256,7 +287,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         spec, data_config = part_spec, data_config or trained_on
         parts.append(filters)
         origins.append(origin)
-    from .evaluate import interleave
+    from .evaluate import first_repeat, interleave
+    repeat = first_repeat(parts)
+    if repeat is not None:
+        s, i, t, j = repeat
+        raise WeightgenError(f"network {i} of {args.sources[s]} is network {j} of "
+                             f"{args.sources[t]}, bit for bit: "
+                             f"pooled, it would count twice (the same run or a file sampled "
+                             f"from it given twice?)")
     filters = interleave(parts)  # one network of each source in turn
     origin = " + ".join(origins)
     data_config = _data_config(args.data) if args.data else data_config or _data_config("mnist")
@@ -310,7 +348,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _print_curve(metrics["curve"])
     if args.json_out:
         from .fileio import atomic_write_text
-        atomic_write_text(args.json_out, json.dumps(metrics, indent=2))
+        atomic_write_text(args.json_out, json.dumps(metrics, indent=2), replace=args.force)
     return 0
 
 

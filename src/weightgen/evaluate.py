@@ -85,6 +85,24 @@ def interleave(parts: Sequence[Sequence[Tensor]]) -> list[Tensor]:
     return [torch.cat(layer)[order.to(layer[0].device)] for layer in zip(*parts)]
 
 
+def first_repeat(parts: Sequence[Sequence[Tensor]]) -> tuple[int, int, int, int] | None:
+    """The first network of a pool that repeats one of an earlier source bit for bit, as
+    (source, index, earlier source, earlier index); None when no two sources share a network.
+    Pooling the same run twice, or a run with a networks file sampled from it, would count
+    such networks twice. (Repeats within one source are the source's own business.)"""
+    import hashlib
+
+    seen: dict[bytes, tuple[int, int]] = {}
+    for s, part in enumerate(parts):
+        rows = torch.cat([layer.flatten(1) for layer in part], 1).float().cpu()  # (K, weights)
+        for i, row in enumerate(rows):
+            key = hashlib.sha1(row.numpy().tobytes()).digest()
+            if key in seen and seen[key][0] != s:
+                return (s, i, *seen[key])
+            seen.setdefault(key, (s, i))
+    return None
+
+
 def majority_vote(logits: Tensor) -> Tensor:
     """Class with most votes among K networks, ties to the smallest label: (K, N, C) -> (N,)."""
     votes = F.one_hot(logits.argmax(-1), logits.shape[-1]).sum(0)  # (N, C)

@@ -56,10 +56,11 @@ class NetworksWriter:
     """
 
     def __init__(self, path: str | os.PathLike, spec: TargetSpec, n: int,
-                 noise_dim: int | None = None, extra: dict[str, str] | None = None):
+                 noise_dim: int | None = None, extra: dict[str, str] | None = None,
+                 replace: bool = True):
         if n < 1:
             raise WeightgenError("no networks to write (N = 0)")
-        self.path, self.spec, self.n = Path(path), spec, n
+        self.path, self.spec, self.n, self.replace = Path(path), spec, n, replace
         shapes = {name: (n, *shape) for name, shape in spec.state_dict_shapes().items()}
         if noise_dim is not None:
             shapes["z"] = (n, noise_dim)
@@ -88,7 +89,7 @@ class NetworksWriter:
         if size > free:
             raise WeightgenError(f"{self.path}: {self.n} networks need {readable_bytes(size)}, "
                                  f"{readable_bytes(free)} are free there")
-        self._atomic = atomic_path(self.path)
+        self._atomic = atomic_path(self.path, self.replace)
         tmp = self._atomic.__enter__()
         try:
             self._file = open(tmp, "r+b")

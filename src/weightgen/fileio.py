@@ -3,6 +3,8 @@ the JSON-lines metrics log of a run."""
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import json
 import os
 import tempfile
@@ -14,8 +16,9 @@ from .errors import WeightgenError
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``."""
+def atomic_path(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``
+    (with ``replace`` False: put it there only if no file appeared at ``path`` meanwhile)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,17 +34,49 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp_path, path)
+        if replace:
+            os.replace(tmp_path, path)
+        else:
+            os.link(tmp_path, path)  # atomic, and fails where a file exists
         _fsync_dir(path.parent)
+    except FileExistsError:
+        raise WeightgenError(f"{path} appeared while this command ran (another process wrote "
+                             f"it); it was left as it is, nothing was written") from None
     except OSError as err:
         raise WeightgenError(f"cannot write {path}: {err.strerror or err}") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write_text(path: str | os.PathLike, text: str, replace: bool = True) -> None:
+    with atomic_path(path, replace) as tmp:
         tmp.write_text(text)
+
+
+@contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the right to write a user's output file ``path`` (``sample -o``, ``evaluate
+    --json``) for the block: a second writer of the same path is refused at once, and the
+    temporary files that killed writers of it left are removed. The lock is an advisory
+    ``flock`` on ``.NAME.lock`` beside it, removed afterwards."""
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
+    except OSError as err:
+        raise WeightgenError(f"cannot write to {path.parent}: {err.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WeightgenError(f"{path} is being written by another weightgen process; "
+                                 f"wait for it or choose another file") from None
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)  # no live writer: it would hold the lock
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:
