@@ -289,7 +289,7 @@ def test_sigterm_inside_a_step_then_resume_is_bit_identical(mnist, tmp_path, mon
     import os
     import signal
 
-    from weightgen.cli import Terminated, _raise_terminated
+    from weightgen.interrupts import Terminated, clear, raise_for_signal
     from weightgen.methods.hypernetwork import HypernetworkMethod
 
     config = config_from_dict(tiny_config_dict(steps=6, checkpoint_every=100, validate_every=100))
@@ -303,7 +303,7 @@ def test_sigterm_inside_a_step_then_resume_is_bit_identical(mnist, tmp_path, mon
             os.kill(os.getpid(), signal.SIGTERM)
         return result
 
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, raise_for_signal)
     try:
         monkeypatch.setattr(HypernetworkMethod, "training_step", step_then_signal)
         with pytest.raises(Terminated):
@@ -311,6 +311,7 @@ def test_sigterm_inside_a_step_then_resume_is_bit_identical(mnist, tmp_path, mon
         monkeypatch.undo()
     finally:
         signal.signal(signal.SIGTERM, previous)
+        clear()
     assert list_checkpoints(tmp_path / "resumed")[-1].name == "step-0000004.pt"
     payload = load_checkpoint(list_checkpoints(tmp_path / "resumed")[-1])
     tracked = [v for k, v in payload["model"].items() if k.endswith("num_batches_tracked")]

@@ -30,8 +30,9 @@ def test_report_of_a_run_beside_a_networks_file(tiny_run, tmp_path, mnist_dir):
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["sources"]) == 2
     for name, m in metrics["sources"].items():
-        # the file holds 6 networks: one ensemble of 4; the run is sampled without end
-        expected = (8, 2) if "step" in name else (4, 1)
+        # the file holds 6 networks: one ensemble of 4, and all 6 in the single-network
+        # figures; the run is sampled without end
+        expected = (8, 2) if "step" in name else (6, 1)
         assert (m["accuracy"]["networks"], m["accuracy"]["ensembles"]) == expected
         assert set(m["uncertainty"]) >= {"single", "ensemble", "ood_auroc_predictive_entropy",
                                          "ood_auroc_mutual_information"}
@@ -68,8 +69,8 @@ def test_a_networks_file_is_reported_in_its_order(tiny_run, tmp_path, mnist_dir)
     assert main(["report", str(nets), "--out", str(out), "--data-dir", str(mnist_dir),
                  *SMALL]) == 0
     reported = next(iter(json.loads((out / "metrics.json").read_text())["sources"].values()))
-    networks = load_networks(nets)  # its first four networks, the first ensemble of 4
-    expected = evaluate_networks(networks.spec, [f[:4] for f in networks.filters()],
+    networks = load_networks(nets)  # all six, in order; the first four are the ensemble of 4
+    expected = evaluate_networks(networks.spec, networks.filters(),
                                  load_dataset("mnist", mnist_dir).test.head(200))
     assert reported["accuracy"]["accuracies"] == expected["accuracies"]
 

@@ -38,12 +38,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .distributed import resolve_device
     from .evaluate import warn_if_slow_bfloat16
     from .methods.toy import ToyMethod
-    from .report import ReportSettings, build_report, is_report_folder, open_source, toy_report
+    from .report import (ReportSettings, build_report, check_report_folder, is_report_folder,
+                         open_source, report_folder, toy_report)
     from .runfolder import open_run
 
     _threads(args)
     warn_if_slow_bfloat16(args.precision, resolve_device(args.device))
     out = Path(args.out)
+    check_report_folder(out, args.force)  # before any run is opened
     device = str(resolve_device(args.device))
     is_run = pretrained.resolve(args.source).is_dir() and not is_report_folder(args.source)
     if args.step is not None and not is_run:
@@ -52,7 +54,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if is_run:
         method = open_run(args.source, device, args.step)
         if isinstance(method, ToyMethod):  # a generator of points: Fig. 2 only
-            toy_report(method, out, command=args.command_line)
+            with report_folder(out, args.force) as partial:
+                toy_report(method, partial, command=args.command_line)
             print(f"report written to {out / 'index.html'}")
             return 0
     fields = {name: getattr(args, name) for name in ReportSettings.__dataclass_fields__
@@ -65,8 +68,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     trained_on = next((s.data for s in sources if not isinstance(s, Path) and s.data), None)
     data = _data_config(args.data) if args.data else trained_on or _data_config("mnist")
     ood = data.ood if args.ood is None else None if args.ood == "none" else args.ood
-    build_report(sources, out, settings, args.data_dir, progress=not args.no_progress,
-                 data=data, ood=ood, command=args.command_line)
+    with report_folder(out, args.force) as partial:
+        build_report(sources, partial, settings, args.data_dir,
+                     progress=not args.no_progress and sys.stderr.isatty(),
+                     data=data, ood=ood, command=args.command_line)
     print(f"report written to {out / 'index.html'}")
     return 0
 
@@ -390,15 +395,6 @@ def _threads(args: argparse.Namespace) -> str:
     return value
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (what schedulers send before SIGKILL), handled like Ctrl-C: training saves a
-    checkpoint on its way out."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 def _interrupted_message(command: str | None, terminated: bool) -> str:
     how = "terminated (SIGTERM)" if terminated else "interrupted"
     if command == "train":
@@ -409,8 +405,10 @@ def _interrupted_message(command: str | None, terminated: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
 
+    from .interrupts import Terminated, clear, raise_for_signal
+
     command = None
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {s: signal.signal(s, raise_for_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         args = build_parser().parse_args(argv)
         args.command_line = " ".join(["weightgen", *(sys.argv[1:] if argv is None else argv)])
@@ -439,7 +437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a bug: one line, the traceback on request
         return _internal_error(err)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        clear()
 
 
 def _internal_error(err: Exception) -> int:

@@ -143,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="further runs, networks files or finished report folders (reused, not "
                         "recomputed) shown beside it")
     p.add_argument("--out", required=True, help="folder for index.html, report.md, PNGs, "
-                   "metrics.json")
+                   "metrics.json (written whole or not at all)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a finished report in --out")
     from .report import ReportSettings
     defaults = ReportSettings()
     for name in ("networks", "ensemble_size", "pca_samples", "filter_samples", "path_pairs",

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from .data import Split
 from .distributed import Context, gather_shards, split
 from .errors import WeightgenError
+from .interrupts import check as check_interrupt
 from .targets import ConvImpl, TargetSpec, default_conv_impl, forward
 
 # Arithmetic of evaluation. bfloat16 rounds weights and activations to 8 significant bits and
@@ -227,6 +228,7 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
     bar = tqdm(total=k, desc="networks", unit="network", leave=False,
                disable=not (progress and ctx.is_main))
     for lo, hi in blocks:
+        check_interrupt()
         mine = split(hi - lo, ctx)
         chunk = [mat[lo:hi][mine] for mat in filters]
         logits = gather_shards(predict(spec, chunk, data.images, conv_impl=conv_impl,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .errors import WeightgenError
-from .targets import TargetSpec
+
+if TYPE_CHECKING:  # only annotations: memory sits below the models
+    from .targets import TargetSpec
 
 def available_bytes() -> int:
     """Memory the system can give this process now (MemAvailable; total RAM elsewhere)."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -31,6 +33,7 @@ from .errors import WeightgenError
 from .evaluate import evaluate_networks, predict
 from .exchange import load_networks
 from .fileio import MetricsLog, atomic_write_text
+from .interrupts import check as check_interrupt
 from .methods.toy import ToyMethod
 from .runfolder import open_run
 from . import pretrained
@@ -125,6 +128,46 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
 
 
+def check_report_folder(out: Path, force: bool) -> None:
+    """Before any work: ``out`` must be a new or empty folder, or (with ``force``) a finished
+    report to replace; never a file or a folder of anything else."""
+    if out.exists() and not out.is_dir():
+        raise WeightgenError(f"--out {out} is a file; give a folder for the report")
+    if out.is_dir() and any(out.iterdir()):
+        if not is_report_folder(out):
+            raise WeightgenError(f"--out {out} is a folder of other files, not a report; "
+                                 f"choose another --out")
+        if not force:
+            raise WeightgenError(f"{out} holds a report; pass --force to replace it")
+
+
+@contextmanager
+def report_folder(out: Path, force: bool = False) -> Iterator[Path]:
+    """A hidden folder beside ``out`` to write the report into; on success it becomes ``out``
+    (replacing a finished report only with ``force``), on any failure or interrupt it is
+    removed: ``out`` holds a whole report or none."""
+    check_report_folder(out, force)
+    try:
+        out.resolve().parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(dir=out.resolve().parent, prefix=f".{out.name}.part-"))
+    except OSError as err:
+        raise WeightgenError(f"cannot write the report beside {out}: {err.strerror}") from None
+    try:
+        yield partial
+        check_interrupt()
+        old = None
+        if out.exists():  # an empty folder, or a report that force replaces
+            old = Path(tempfile.mkdtemp(dir=partial.parent, prefix=f".{out.name}.old-"))
+            out.rename(old / "report")
+        partial.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        raise WeightgenError(f"cannot write the report {out}: {err.strerror or err}") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSettings,
                  data_dir: str | None = None, progress: bool = True,
                  data: DataConfig | None = None, ood: str | None = "fashion_mnist",
@@ -132,10 +175,11 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
     """Run every analysis on every source (a Path: the folder of a finished report, whose
     sources are reused) on the test split of ``data`` (MNIST by default), with ``ood``'s test
     split as the out-of-distribution set (None: none); write figures, metrics.json,
-    report.md, index.html."""
+    report.md, index.html into the folder ``out`` (see :func:`report_folder`). A step that
+    cannot run on these networks (no correctly classified image to attack, too few networks
+    for a PCA) is skipped, with the reason in metrics.json and report.md."""
     finished = {s: _finished_report(s) for s in sources if isinstance(s, Path)}  # fail early
     computed = [s for s in sources if not isinstance(s, Path)]
-    out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(data or DataConfig(), data_dir)
     for source in computed:
         check_fits(source.spec, dataset.input_shape, dataset.num_classes,
@@ -178,71 +222,112 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         m["accuracy"] = result
         bar.update(1)
 
-        bar.set_postfix_str(f"{source.name}: {stages[1]}")
-        ensemble = [f[:size] for f in filters]
-        m["uncertainty"] = uncertainty_report(
-            ensemble_logits, test.labels,
-            None if ood_split is None else
-            predict(source.spec, ensemble, ood_split.images, precision=settings.precision))
-        bar.update(1)
+        def stage(index: int, work: Callable[[], None]) -> None:
+            """Run one stage; one that cannot run on these networks is skipped with why."""
+            check_interrupt()
+            bar.set_postfix_str(f"{source.name}: {stages[index]}")
+            try:
+                work()
+            except (RuntimeError, ValueError, IndexError, ZeroDivisionError) as err:
+                if "out of memory" in str(err) or "allocate" in str(err):
+                    raise
+                reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else \
+                    type(err).__name__
+                m.setdefault("skipped", {})[stages[index]] = reason
+            bar.update(1)
 
-        bar.set_postfix_str(f"{source.name}: {stages[2]}")
-        few = [f[:source.count(settings.diversity_networks)] for f in filters]
-        m["diversity"] = diversity_summary(
-            source.spec, few, predict(source.spec, few, test.images, precision=settings.precision))
-        bar.update(1)
+        def calibration_and_ood() -> None:
+            ensemble = [f[:size] for f in filters]
+            m["uncertainty"] = uncertainty_report(
+                ensemble_logits, test.labels,
+                None if ood_split is None else
+                predict(source.spec, ensemble, ood_split.images, precision=settings.precision))
 
-        bar.set_postfix_str(f"{source.name}: {stages[3]}")
-        sample = source.draw(source.count(settings.pca_samples))
-        m["failure_mode"] = failure_mode(source.spec, sample)
-        figs.append((f"Failure-mode diagnostic, {source.name}", figures.failure_mode_scatter(
-            filter_importance(source.spec, sample),
-            [layer.name for layer in source.spec.layers[:-1]], source.name,
-            out / f"failure_mode_{slug}.png")))
-        m["pca_explained_variance"] = {}
-        for group, samples in pca_groups(source.spec, sample).items():
-            pca = principal_components(samples, settings.pca_components)
-            m["pca_explained_variance"][group] = pca["explained"].tolist()
-            figs.append((f"PCA, {group}, {source.name}", figures.pca_scatter_matrix(
-                pca["projection"].cpu(), pca["explained"], f"{group} — {source.name}",
-                out / f"pca_{_slug(group)}_{slug}.png")))
-        for title, images in filter_images(source.spec, sample, settings.filter_samples).items():
-            figs.append((f"Filter samples, {title}, {source.name}", figures.filter_grid(
-                images.cpu(), f"{title} — {source.name}", out / f"filters_{_slug(title)}_{slug}.png")))
-        bar.update(1)
+        def diversity() -> None:
+            _need_two(source.count(settings.diversity_networks), "--diversity-networks")
+            few = [f[:source.count(settings.diversity_networks)] for f in filters]
+            m["diversity"] = diversity_summary(source.spec, few, predict(
+                source.spec, few, test.images, precision=settings.precision))
 
-        bar.set_postfix_str(f"{source.name}: {stages[4]}")
-        if source.walk is not None:
-            walk = paths(source.spec, source.walk, test, settings.path_pairs,
-                         settings.path_points, settings.seed, settings.precision)
-            m["paths"] = {"direct_min_accuracy_mean": walk["direct"].min(1).values.mean().item(),
-                          "interpolated_min_accuracy_mean":
-                              walk["interpolated"].min(1).values.mean().item()}
-            figs.append((f"Paths in weight space, {source.name}", figures.path_accuracies(
-                walk, source.name, out / f"paths_{slug}.png")))
-        bar.update(1)
-
-        bar.set_postfix_str(f"{source.name}: {stages[5]}")
-        curves = fgsm_curves(source.spec, source.draw, test, settings.adversarial_images,
-                             source.count(settings.adversarial_ensemble), seed=settings.seed)
-        adversarial[source.name] = curves
-        m["adversarial"] = {"epsilon": curves["epsilon"].tolist(),
-                            "single": curves["single"].tolist(),
-                            "ensemble": curves["ensemble"].tolist(),
-                            "images": int(curves["images"])}
-        bar.update(1)
+        stage(1, calibration_and_ood)
+        stage(2, diversity)
+        stage(3, lambda: _pca_and_filters(source, settings, out, slug, m, figs))
+        stage(4, lambda: _paths(source, settings, test, out, slug, m, figs))
+        stage(5, lambda: _adversarial(source, settings, test, m, adversarial))
         m["figures"] = [[title, path.name] for title, path in figs[first_figure:]]
         metrics["sources"][source.name] = m
     bar.close()
+    check_interrupt()
     figs.insert(0, ("Accuracy histograms (Fig. 3)",
                     figures.accuracy_histograms(accuracies, out / "accuracy_histograms.png")))
-    figs.append(("Adversarial examples (Fig. 6)",
-                 figures.adversarial_curves(adversarial, out / "adversarial.png")))
+    if adversarial:
+        figs.append(("Adversarial examples (Fig. 6)",
+                     figures.adversarial_curves(adversarial, out / "adversarial.png")))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     markdown = render_markdown(metrics, figs, out)
     atomic_write_text(out / "report.md", markdown)
     atomic_write_text(out / "index.html", render_html(metrics, figs))
     return metrics
+
+
+def _pca_and_filters(source: Source, settings: ReportSettings, out: Path, slug: str, m: dict,
+                     figs: list[tuple[str, Path]]) -> None:
+    """The failure-mode diagnostic, the PCA scatter matrices and the filter samples."""
+    _need_two(source.count(settings.pca_samples), "--pca-samples")
+    sample = source.draw(source.count(settings.pca_samples))
+    m["failure_mode"] = failure_mode(source.spec, sample)
+    figs.append((f"Failure-mode diagnostic, {source.name}", figures.failure_mode_scatter(
+        filter_importance(source.spec, sample),
+        [layer.name for layer in source.spec.layers[:-1]], source.name,
+        out / f"failure_mode_{slug}.png")))
+    m["pca_explained_variance"] = {}
+    for group, samples in pca_groups(source.spec, sample).items():
+        check_interrupt()
+        pca = principal_components(samples, settings.pca_components)
+        m["pca_explained_variance"][group] = pca["explained"].tolist()
+        figs.append((f"PCA, {group}, {source.name}", figures.pca_scatter_matrix(
+            pca["projection"].cpu(), pca["explained"], f"{group} — {source.name}",
+            out / f"pca_{_slug(group)}_{slug}.png")))
+    for title, images in filter_images(source.spec, sample, settings.filter_samples).items():
+        check_interrupt()
+        figs.append((f"Filter samples, {title}, {source.name}", figures.filter_grid(
+            images.cpu(), f"{title} — {source.name}", out / f"filters_{_slug(title)}_{slug}.png")))
+
+
+def _need_two(count: int, option: str) -> None:
+    """Variances and distances need two networks at least."""
+    if count < 2:
+        raise ValueError(f"needs at least 2 networks ({option} or the source's size), got "
+                         f"{count}")
+
+
+def _paths(source: Source, settings: ReportSettings, test, out: Path, slug: str, m: dict,
+           figs: list[tuple[str, Path]]) -> None:
+    """Accuracy along paths between networks (Figs. 4-5), for sources with noise to walk."""
+    if source.walk is None:
+        return
+    walk = paths(source.spec, source.walk, test, settings.path_pairs, settings.path_points,
+                 settings.seed, settings.precision)
+    m["paths"] = {"direct_min_accuracy_mean": walk["direct"].min(1).values.mean().item(),
+                  "interpolated_min_accuracy_mean":
+                      walk["interpolated"].min(1).values.mean().item()}
+    figs.append((f"Paths in weight space, {source.name}", figures.path_accuracies(
+        walk, source.name, out / f"paths_{slug}.png")))
+
+
+def _adversarial(source: Source, settings: ReportSettings, test, m: dict,
+                 adversarial: dict[str, dict[str, Tensor]]) -> None:
+    """FGSM curves of single networks and ensembles (Fig. 6)."""
+    curves = fgsm_curves(source.spec, source.draw, test, settings.adversarial_images,
+                         source.count(settings.adversarial_ensemble), seed=settings.seed)
+    if int(curves["images"]) == 0:
+        raise ValueError("no attacked network classified any of its test images correctly, "
+                         "so there is nothing to attack")
+    adversarial[source.name] = curves
+    m["adversarial"] = {"epsilon": curves["epsilon"].tolist(),
+                        "single": curves["single"].tolist(),
+                        "ensemble": curves["ensemble"].tolist(),
+                        "images": int(curves["images"])}
 
 
 def _finished_report(folder: str | Path) -> dict:
@@ -270,8 +355,9 @@ def _reuse_report(folder: Path, old: dict, out: Path, metrics: dict,
                 shutil.copyfile(Path(folder) / filename, out / filename)
             figs.append((title, out / filename))
         accuracies[name] = torch.tensor(m["accuracy"]["accuracies"])
-        adversarial[name] = {key: torch.tensor(m["adversarial"][key])
-                             for key in ("epsilon", "single", "ensemble", "images")}
+        if "adversarial" in m:  # not where that report skipped the step
+            adversarial[name] = {key: torch.tensor(m["adversarial"][key])
+                                 for key in ("epsilon", "single", "ensemble", "images")}
         metrics["sources"][name] = m
         metrics.setdefault("reused", {})[name] = {"report": str(folder),
                                                   "settings": old["settings"]}
@@ -282,7 +368,6 @@ def toy_report(method: ToyMethod, out: Path, command: str | None = None) -> dict
     from .toy import toy_path
 
     path = toy_path(method.generator, method.density, method.config.toy.path_points)
-    out.mkdir(parents=True, exist_ok=True)
     figs = [("Toy problem (Fig. 2)", figures.toy_figure(method.density, path, out / "toy.png"))]
     metrics = {"toy": {"step": method.step,
                        "mean_density_on_path": path["density"].mean().item(),

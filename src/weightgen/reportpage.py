@@ -72,16 +72,18 @@ def summary_rows(metrics: dict) -> list[str]:
             "permutation share | disagreement |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, m in metrics.get("sources", {}).items():
-        a, u, d = m["accuracy"], m["uncertainty"], m["diversity"]
-        rows.append(
-            f"| {name} | {a['networks']} | {_percent(a['accuracy_mean'])} | "
-            f"{_percent(a['accuracy_min'])} | {_percent(a['accuracy_max'])} | "
-            f"{_percent(a['ensemble_majority_vote'])} | "
-            f"{_percent(a['ensemble_mean_probability'])} | "
-            f"{_percent(a['ensemble_most_confident'])} | "
-            f"{u['single']['ece']:.4f} / {u['ensemble']['ece']:.4f} | {_auroc_cell(u)} | "
-            f"{_percent(d['share_explained_by_permutations'])} | "
-            f"{_percent(d['mean_prediction_disagreement'])} |")
+        a, u, d = m["accuracy"], m.get("uncertainty"), m.get("diversity")
+        skipped = ["n/a (skipped)"] * 2  # the cells of a step that could not run
+        calibration = skipped if u is None else [
+            f"{u['single']['ece']:.4f} / {u['ensemble']['ece']:.4f}", _auroc_cell(u)]
+        diversity = skipped if d is None else [
+            _percent(d["share_explained_by_permutations"]),
+            _percent(d["mean_prediction_disagreement"])]
+        rows.append("| " + " | ".join([
+            name, str(a["networks"]), _percent(a["accuracy_mean"]),
+            _percent(a["accuracy_min"]), _percent(a["accuracy_max"]),
+            _percent(a["ensemble_majority_vote"]), _percent(a["ensemble_mean_probability"]),
+            _percent(a["ensemble_most_confident"]), *calibration, *diversity]) + " |")
     return rows
 
 
@@ -120,7 +122,10 @@ def render_markdown(metrics: dict, figs: list[tuple[str, Path]], out: Path) -> s
         lines += [f"Made by `{made['command']}` at commit {made['commit']}, {made['date']}.", ""]
     if metrics.get("sources"):
         lines += summary_rows(metrics) + [""]
-    lines += ["Full numbers: `metrics.json`.", ""]
+    for name, m in metrics.get("sources", {}).items():
+        for step, why in m.get("skipped", {}).items():
+            lines.append(f"Skipped for {name}: {step} ({why}).")
+    lines += ["", "Full numbers: `metrics.json`.", ""]
     for title, path in figs:
         lines += [f"## {title}", "", f"![{title}]({path.relative_to(out)})", "", caption(title),
                   ""]

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..data import Split
 from ..evaluate import majority_vote, predict
+from ..interrupts import check as check_interrupt
 from ..targets import TargetSpec, forward
 
 STEPS_255 = tuple(range(0, 60, 2))  # perturbation sizes 0, 2, ..., 58 in units of 1/255
@@ -23,14 +24,16 @@ def fgsm_curves(spec: TargetSpec, draw_networks: Callable[[int], Sequence[Tensor
 
     ``draw_networks(k)`` returns k new networks. The images are split into ``rounds`` groups;
     each group is attacked through its own new network and judged by its own new ensemble.
-    Only images the attacked network classifies correctly are used. The step increases the
-    target class's softmax probability: x + ε·sign(∇_x p_target(x)); no clipping to [0, 1].
+    Only images the attacked network classifies correctly are used (``images`` in the result
+    counts them; with none, the curves are NaN). The step increases the target class's
+    softmax probability: x + ε·sign(∇_x p_target(x)); no clipping to [0, 1].
     """
     g = torch.Generator().manual_seed(seed)
     eps = torch.tensor(STEPS_255, dtype=torch.float32) / 255.0
     fooled_single, fooled_ensemble, used = [], [], 0
     order = torch.randperm(len(data), generator=g)[:images]
     for chunk in order.chunk(rounds):
+        check_interrupt()
         x, y = data.images[chunk], data.labels[chunk]
         attacked = [m.detach() for m in draw_networks(1)]
         with torch.no_grad():
@@ -52,6 +55,10 @@ def fgsm_curves(spec: TargetSpec, draw_networks: Callable[[int], Sequence[Tensor
         fooled_single.append((single != y).float().sum(1))
         fooled_ensemble.append((votes.view(len(eps), -1) != y).float().sum(1))
         used += len(y)
-    return {"epsilon": eps, "single": torch.stack(fooled_single).sum(0).cpu() / max(used, 1),
-            "ensemble": torch.stack(fooled_ensemble).sum(0).cpu() / max(used, 1),
+    if not used:  # no attacked network classified any of its images correctly
+        nothing = torch.full_like(eps, float("nan"))
+        return {"epsilon": eps, "single": nothing, "ensemble": nothing.clone(),
+                "images": torch.tensor(0)}
+    return {"epsilon": eps, "single": torch.stack(fooled_single).sum(0).cpu() / used,
+            "ensemble": torch.stack(fooled_ensemble).sum(0).cpu() / used,
             "images": torch.tensor(used)}
