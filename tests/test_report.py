@@ -39,6 +39,17 @@ def test_report_of_a_run_beside_a_networks_file(tiny_run, tmp_path, mnist_dir):
         assert len(m["adversarial"]["single"]) == 30
         assert set(m["failure_mode"]) == {"conv1", "conv2", "fc1"}
     run_metrics = next(m for name, m in metrics["sources"].items() if "step" in name)
+    # the ensemble-size curve within the first ensemble (of 4), and the run's counted cost
+    assert [row["size"] for row in run_metrics["curve"]] == [1, 2]
+    assert run_metrics["curve"][0]["majority_vote"]["mean"] == pytest.approx(
+        sum(run_metrics["accuracy"]["accuracies"][:4]) / 4)
+    from weightgen.cost import target_flops
+    from weightgen.targets import mnist_cnn
+    assert run_metrics["cost"]["steps"] == 2
+    assert run_metrics["cost"]["network_image_passes"] == 2 * 4 * 8  # steps x noise x images
+    assert run_metrics["cost"]["target_flops"] == 64 * sum(target_flops(mnist_cnn()))
+    assert (out / "ensemble_size.png").is_file()
+    assert "| tiny (step 2) | 2 | 0.0 M |" in (out / "report.md").read_text()
     # the run's networks are its report draw 1 (draw 0 went to finding the device in earlier
     # versions: their reports stay reproducible)
     from weightgen.evaluate import evaluate_networks

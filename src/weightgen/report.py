@@ -30,7 +30,8 @@ from .analysis.weightspace import (PathWalk, filter_images, paths, pca_groups,
                                   principal_components)
 from .data import DataConfig, check_fits, load_dataset, load_ood_split
 from .errors import WeightgenError
-from .evaluate import evaluate_networks, predict
+from .cost import training_cost
+from .evaluate import CURVE_SIZES, ensemble_size_curve, evaluate_networks, predict
 from .exchange import load_networks
 from .fileio import MetricsLog, atomic_write_text
 from .interrupts import check as check_interrupt
@@ -74,6 +75,7 @@ class Source:
     device: torch.device = torch.device("cpu")  # where its networks are drawn
     data: DataConfig | None = None  # what a run was trained on (None: a networks file)
     run_dir: Path | None = None  # its run folder (training curves from metrics.jsonl)
+    cost: dict | None = None  # a run's counted training cost (weightgen.cost); None: unknown
 
     def count(self, wanted: int) -> int:
         return wanted if self.size is None else min(wanted, self.size)
@@ -92,9 +94,11 @@ def open_source(path: str | Path, seed: int, device: str = "cpu",
                       device=where)
     method = open_run(path, device, step)
     name = f"{method.config.name} (step {method.step})"
+    cost = run_cost(method, path)
     if method.size is not None:
         return Source(name, method.spec, _cycling(method.draw(method.size, None).filters),
-                      size=method.size, data=method.config.data, run_dir=path, device=where)
+                      size=method.size, data=method.config.data, run_dir=path, device=where,
+                      cost=cost)
     # draw 0 is skipped: reports made before the Source knew its device spent it on finding
     # the device, and a generator's report keeps drawing the same networks as theirs
     draws = iter(range(1, 1 << 62))
@@ -103,7 +107,18 @@ def open_source(path: str | Path, seed: int, device: str = "cpu",
         return method.draw(k, seeded_generator(seed, "report", next(draws))).filters
 
     return Source(name, method.spec, draw, method.walk, data=method.config.data, run_dir=path,
-                  device=where)
+                  device=where, cost=cost)
+
+
+def run_cost(method, run_dir: Path) -> dict:
+    """The counted training cost of a run up to its loaded step, and the wall time of its
+    steps where its log records it (runs trained before it did: None)."""
+    seconds = [r["train_seconds"] for r in MetricsLog(run_dir / "metrics.jsonl").records()
+               if r.get("kind") == "train" and r["step"] <= method.step and
+               "train_seconds" in r]
+    return {"steps": method.step,
+            **training_cost(method.spec, method.passes_per_step(), method.step),
+            "train_seconds": seconds[-1] if seconds else None}
 
 
 def _cycling(filters: list[Tensor]) -> Callable[[int], list[Tensor]]:
@@ -238,10 +253,14 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
 
         def calibration_and_ood() -> None:
             ensemble = [f[:size] for f in filters]
-            m["uncertainty"] = uncertainty_report(
-                ensemble_logits, test.labels,
-                None if ood_split is None else
-                predict(source.spec, ensemble, ood_split.images, precision=settings.precision))
+            ood_logits = None if ood_split is None else predict(
+                source.spec, ensemble, ood_split.images, precision=settings.precision)
+            m["uncertainty"] = uncertainty_report(ensemble_logits, test.labels, ood_logits)
+            # issue 26's cost curve: sizes 1..200 within the first ensemble
+            m["curve"] = ensemble_size_curve(ensemble_logits, test.labels, CURVE_SIZES,
+                                             ood_logits)
+            if source.cost is not None:
+                m["cost"] = source.cost
 
         def diversity() -> None:
             _need_two(source.count(settings.diversity_networks), "--diversity-networks")
@@ -263,6 +282,10 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
     if adversarial:
         figs.append(("Adversarial examples (Fig. 6)",
                      figures.adversarial_curves(adversarial, out / "adversarial.png")))
+    curves = {name: m["curve"] for name, m in metrics["sources"].items() if "curve" in m}
+    if curves:
+        figs.append(("Ensemble size", figures.ensemble_size_curves(
+            curves, out / "ensemble_size.png")))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     markdown = render_markdown(metrics, figs, out)
     atomic_write_text(out / "report.md", markdown)

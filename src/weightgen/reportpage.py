@@ -42,6 +42,11 @@ CAPTIONS = {
                             "networks (solid). Only images the attacked network classified "
                             "correctly are attacked; a lower solid curve means the attack "
                             "transfers less to the ensemble.",
+    "Ensemble size": "Beyond the paper: majority-vote accuracy and ensemble NLL of disjoint "
+                     "ensembles of 1 to 200 networks (within each source's first ensemble); the "
+                     "line is the mean over ensembles, the band their range. A user pays for "
+                     "every member at prediction time, so compare sources at the size they "
+                     "would deploy.",
 }
 
 
@@ -87,6 +92,28 @@ def summary_rows(metrics: dict) -> list[str]:
     return rows
 
 
+def cost_rows(metrics: dict) -> list[str]:
+    """The sources side by side with their counted training cost (issue 26: compare at equal
+    training FLOPs) and their ensembles of 10 and 200."""
+    rows = ["| source | training steps | network-image passes | target FLOPs | training time | "
+            "vote of 10 | NLL of 10 | vote of 200 | NLL of 200 |", "|---|---|---|---|---|---|---|"
+            "---|---|"]
+    for name, m in metrics.get("sources", {}).items():
+        cost, curve = m.get("cost"), {row["size"]: row for row in m.get("curve", [])}
+        if cost is None:
+            continue
+        cells = [name, f"{cost['steps']:,}", f"{cost['network_image_passes'] / 1e6:.1f} M",
+                 f"{cost['target_flops'] / 1e12:.1f} T",
+                 "n/a" if cost["train_seconds"] is None else
+                 f"{cost['train_seconds'] / 60:.0f} min"]
+        for size in (10, 200):
+            row = curve.get(size)
+            cells += ["n/a", "n/a"] if row is None else [
+                _percent(row["majority_vote"]["mean"]), f"{row['nll']['mean']:.4f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows if len(rows) > 2 else []
+
+
 def _auroc_cell(u: dict) -> str:
     if "ood_auroc_predictive_entropy" not in u:
         return "n/a (no OOD set)"
@@ -122,6 +149,11 @@ def render_markdown(metrics: dict, figs: list[tuple[str, Path]], out: Path) -> s
         lines += [f"Made by `{made['command']}` at commit {made['commit']}, {made['date']}.", ""]
     if metrics.get("sources"):
         lines += summary_rows(metrics) + [""]
+    costs = cost_rows(metrics)
+    if costs:
+        lines += ["Training cost, counted from each run (forward + backward passes of the "
+                  "target networks; a hypernetwork's own layers and MNFG's flows are not "
+                  "counted):", "", *costs, ""]
     for name, m in metrics.get("sources", {}).items():
         for step, why in m.get("skipped", {}).items():
             lines.append(f"Skipped for {name}: {step} ({why}).")

@@ -150,6 +150,28 @@ def adversarial_curves(curves: dict[str, dict[str, Tensor]], out: Path) -> Path:
     return save(fig, out)
 
 
+def ensemble_size_curves(curves: dict[str, list[dict]], out: Path) -> Path:
+    """Majority-vote accuracy and ensemble NLL against ensemble size, every source on one pair
+    of axes: the mean over disjoint ensembles, the band their min to max
+    (:func:`weightgen.evaluate.ensemble_size_curve` rows)."""
+    fig, (vote_ax, nll_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig.subplots_adjust(wspace=0.3)
+    for name, rows in curves.items():
+        sizes = [row["size"] for row in rows]
+        for ax, key, scale in ((vote_ax, "majority_vote", 100.0), (nll_ax, "nll", 1.0)):
+            mean = [scale * row[key]["mean"] for row in rows]
+            line, = ax.plot(sizes, mean, "o-", markersize=3, label=name)
+            ax.fill_between(sizes, [scale * row[key]["min"] for row in rows],
+                            [scale * row[key]["max"] for row in rows], color=line.get_color(),
+                            alpha=0.15, linewidth=0)
+    for ax, label in ((vote_ax, "majority-vote accuracy (%)"), (nll_ax, "ensemble NLL")):
+        ax.set_xscale("log")
+        ax.set_xlabel("ensemble size (networks)")
+        ax.set_ylabel(label)
+    vote_ax.legend(fontsize=7)
+    return save(fig, out)
+
+
 def failure_mode_scatter(importance: list[dict[str, Tensor]], names: list[str], title: str,
                          out: Path) -> Path:
     """Per filter: variance across samples against mean outgoing weight norm (section 4.2.2)."""
