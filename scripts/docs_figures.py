@@ -1,4 +1,4 @@
-"""Copy the figures of a finished report that RESULTS.md shows into docs/figures/, under short
+"""Copy the figures of a finished report that docs/results_history.md shows into docs/figures/, under short
 names, as small palette PNGs (the PCA scatter matrices are ~0.5 MB each at full size).
 
     python scripts/docs_figures.py REPORT_DIR [--out docs/figures]

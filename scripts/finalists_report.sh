@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 12's side-by-side report (RESULTS.md, "What moves the ensemble"): the four generators
+# Issue 12's side-by-side report (docs/results_history.md, "What moves the ensemble"): the four generators
 # pooled (canonical and paper config, seeds 8734 and 2, each at the checkpoint chosen on the
 # validation split), the canonical generator and the paper config alone, MNFG and the deep
 # ensemble, each reported once on the test set (the 20 x 200 protocol in float32, smaller

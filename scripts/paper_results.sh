@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The numbers and figures of RESULTS.md for a trained run: test accuracy of 200 generated
+# The numbers and figures of docs/results_history.md for a trained run: test accuracy of 200 generated
 # networks, then the full report (20 x 200 ensembles, figures, calibration, OOD, diversity).
 # Usage: bash scripts/paper_results.sh RUN_DIR [REPORT_DIR] [--compare OTHER ...]
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""The screening table of RESULTS.md ("What moves the ensemble") from run folders.
+"""The screening table of docs/results_history.md ("What moves the ensemble") from run folders.
 
 For each run: what its config changes against configs/paper_lambda1e3.yaml, the validation
 record at its last validated step (200 networks, the training's own validation z), and the

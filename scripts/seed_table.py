@@ -1,4 +1,4 @@
-"""The two-seed tables of RESULTS.md ("What moves the ensemble", issue 12) from run folders and
+"""The two-seed tables of docs/results_history.md ("What moves the ensemble", issue 12) from run folders and
 ``weightgen evaluate --json`` files.
 
 For each run: its config's name, seed, the kept checkpoint with the best validation majority

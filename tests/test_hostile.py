@@ -239,3 +239,22 @@ def test_report_stops_on_sigterm_and_leaves_no_report(place, tmp_path, mnist_dir
     assert time.monotonic() - sent < 10  # measured: about 2 s on a loaded 2-core machine
     assert "terminated (SIGTERM); nothing was written" in err
     assert list(tmp_path.iterdir()) == []  # neither a report nor a partial folder
+
+
+def test_a_full_disk_while_checkpointing_says_so(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from weightgen import runfolder
+
+    def torch_on_a_full_disk(obj, path):
+        Path(path).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(runfolder.torch, "save", torch_on_a_full_disk)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 ** 9, 10 ** 9, 4096))
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(WeightgenError, match="step-0000005.pt: no space left on device$"):
+        runfolder.save_checkpoint(tmp_path, 5, {"model": {}}, keep=3)
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # no partial file left

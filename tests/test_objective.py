@@ -99,7 +99,7 @@ def test_function_term_without_shared_images_is_a_clear_error():
 def test_entropy_dimension_d_is_a_rescaled_lambda():
     """λ·CE − ψ(N) − (d/N)Σ log ε: multiplying d by c gives c × the gradient of λ/c with the
     old d, which Adam (invariant to the gradient's scale) follows identically. So the d of eq.
-    14 is not a separate knob from λ (RESULTS.md, "What moves the ensemble")."""
+    14 is not a separate knob from λ (docs/results_history.md, "What moves the ensemble")."""
     g, z, images, labels = setup()
 
     def gradient(lam, d):

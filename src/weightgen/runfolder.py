@@ -9,11 +9,13 @@ while a process trains in it, a lock held on ``.lock``.
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import json
 import math
 import os
 import pickle
+import shutil
 import socket
 import sys
 import zipfile
@@ -163,12 +165,17 @@ def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], kee
         try:
             torch.save({"format": FORMAT, "step": step, **payload}, tmp)
         except RuntimeError as err:  # torch's writer reports a full disk as RuntimeError
+            if shutil.disk_usage(tmp.parent).free < FULL_DISK_BYTES:
+                raise OSError(errno.ENOSPC, "no space left on device") from None
             raise OSError(f"checkpoint not written ({str(err).splitlines()[0]})") from None
     best = _best_validated_or_none(Path(run_dir)) if keep_best else None
     for old in list_checkpoints(run_dir)[:-keep]:
         if _step_in_name(old) != best:
             old.unlink(missing_ok=True)
     return path
+
+
+FULL_DISK_BYTES = 64 * 2 ** 20  # less free than this after a failed write: the disk is full
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

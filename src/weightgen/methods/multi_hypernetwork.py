@@ -1,7 +1,7 @@
 """A multi-component generator (beyond the paper): K hypernetworks trained as one.
 
 Pooling independently trained generators was the one change that made their ensembles more
-diverse (RESULTS.md, "What moves the ensemble"); this method buys that inside one training
+diverse (docs/results_history.md, "What moves the ensemble"); this method buys that inside one training
 run. The noise batch of a step is split among the K components (row i to component i mod K)
 and one entropy term (eq. 14) covers all their networks, so a step costs what one
 generator's step costs in target passes. Sampling draws from the components in turn.
