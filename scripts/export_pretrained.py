@@ -1,5 +1,5 @@
 """Ship a trained hypernetwork run as ``pretrained:NAME``: its weights (no optimizer state), its
-config and a card with its provenance and measured test numbers.
+config and a card with its provenance, its counted training cost and measured test numbers.
 
     python scripts/export_pretrained.py RUN NAME --trained-with "weightgen train ..." \
         --machine "2-core AMD EPYC (AVX2), PyTorch 2.13.0 CPU" [--step best]
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+from pathlib import Path
 
 import torch
 import yaml
@@ -22,7 +23,7 @@ from weightgen.cliargs import parse_step
 from weightgen.data import load_dataset
 from weightgen.evaluate import ensemble_metrics, predict
 from weightgen.reportpage import provenance
-from weightgen.runfolder import open_run, saved_config
+from weightgen.runfolder import open_run, run_cost, saved_config
 
 SUBSET_NETWORKS, SUBSET_IMAGES = 20, 2000
 
@@ -58,6 +59,7 @@ def main() -> None:
             "step": method.step, "trained_with": args.trained_with, "machine": args.machine,
             "exported_at_commit": commit,
             "exported": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+            "training_cost": run_cost(method, Path(args.run)),
             "test": measure(method, test, 200, len(test)),
             "test_subset": measure(method, test, SUBSET_NETWORKS, SUBSET_IMAGES)}
     out = pretrained.FOLDER / args.name

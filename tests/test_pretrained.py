@@ -63,3 +63,15 @@ def test_a_shipped_generator_reproduces_its_card(name, mnist_dir):
     assert got["ensemble_majority_vote"] == pytest.approx(subset["ensemble_majority_vote"],
                                                           abs=0.002)
     assert card["test"]["images"] == len(test) and card["test"]["networks"] == 200
+
+
+@pytest.mark.parametrize("name", pretrained.available())
+def test_a_shipped_generators_card_states_its_counted_training_cost(name):
+    from weightgen.cost import target_flops
+    card = pretrained.card(pretrained.FOLDER / name)
+    method = open_run(f"pretrained:{name}")
+    tc = method.config.train
+    passes = card["step"] * tc.noise_samples * tc.images_per_network  # no function term here
+    assert card["training_cost"]["steps"] == card["step"]
+    assert card["training_cost"]["network_image_passes"] == passes
+    assert card["training_cost"]["target_flops"] == passes * sum(target_flops(method.spec))

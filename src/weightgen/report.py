@@ -30,13 +30,12 @@ from .analysis.weightspace import (PathWalk, filter_images, paths, pca_groups,
                                   principal_components)
 from .data import DataConfig, check_fits, load_dataset, load_ood_split
 from .errors import WeightgenError
-from .cost import training_cost
 from .evaluate import CURVE_SIZES, ensemble_size_curve, evaluate_networks, predict
 from .exchange import load_networks
 from .fileio import MetricsLog, atomic_write_text
 from .interrupts import check as check_interrupt
 from .methods.toy import ToyMethod
-from .runfolder import open_run
+from .runfolder import open_run, run_cost
 from . import pretrained
 from .reportpage import provenance, render_html, render_markdown
 from .rng import seeded_generator
@@ -108,17 +107,6 @@ def open_source(path: str | Path, seed: int, device: str = "cpu",
 
     return Source(name, method.spec, draw, method.walk, data=method.config.data, run_dir=path,
                   device=where, cost=cost)
-
-
-def run_cost(method, run_dir: Path) -> dict:
-    """The counted training cost of a run up to its loaded step, and the wall time of its
-    steps where its log records it (runs trained before it did: None)."""
-    seconds = [r["train_seconds"] for r in MetricsLog(run_dir / "metrics.jsonl").records()
-               if r.get("kind") == "train" and r["step"] <= method.step and
-               "train_seconds" in r]
-    return {"steps": method.step,
-            **training_cost(method.spec, method.passes_per_step(), method.step),
-            "train_seconds": seconds[-1] if seconds else None}
 
 
 def _cycling(filters: list[Tensor]) -> Callable[[int], list[Tensor]]:

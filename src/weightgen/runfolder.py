@@ -28,6 +28,7 @@ import yaml
 from .config import Config, config_from_dict, save_config
 from . import pretrained
 from .errors import WeightgenError
+from .cost import training_cost
 from .fileio import MetricsLog, atomic_path, atomic_write_text
 from .methods import Method, build_method
 
@@ -384,3 +385,14 @@ def open_run(run_dir: str | Path, device: torch.device | str = "cpu",
     method.step = int(step)
     method.module.eval()
     return method
+
+
+def run_cost(method: Method, run_dir: Path) -> dict:
+    """The counted training cost of a run up to its loaded step, and the wall time of its
+    steps where its log records it (runs trained before it did: None)."""
+    seconds = [r["train_seconds"] for r in MetricsLog(run_dir / "metrics.jsonl").records()
+               if r.get("kind") == "train" and r["step"] <= method.step and
+               "train_seconds" in r]
+    return {"steps": method.step,
+            **training_cost(method.spec, method.passes_per_step(), method.step),
+            "train_seconds": seconds[-1] if seconds else None}
