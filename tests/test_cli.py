@@ -512,3 +512,20 @@ def test_a_sample_larger_than_the_free_disk_is_refused_up_front(tiny_run, tmp_pa
     assert main(["sample", str(tiny_run), "-n", "9999999999", "-o", str(out)]) == 2
     _one_line_error(capsys, "GiB are free there")
     assert not out.exists()
+
+
+def test_help_and_version_do_not_import_torch():
+    """`weightgen --help` answers without PyTorch (benchmarks/startup.py times it)."""
+    import subprocess
+    import sys
+
+    from weightgen.cliargs import PRECISION_NAMES
+    from weightgen.evaluate import PRECISIONS
+    assert PRECISION_NAMES == sorted(PRECISIONS)
+    check = ("import sys\nfrom weightgen.cli import main\n"
+             "for flag in ('--help', '--version'):\n"
+             "    try:\n        main([flag])\n    except SystemExit:\n        pass\n"
+             "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "weightgen 0.1.0" in result.stdout and "usage: weightgen" in result.stdout

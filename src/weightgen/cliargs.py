@@ -32,6 +32,9 @@ def _at_least(minimum: int):
 
 _positive, _non_negative = _at_least(1), _at_least(0)
 
+# the arithmetic choices of weightgen.evaluate.PRECISIONS, named here without importing torch
+PRECISION_NAMES = ["bfloat16", "float32"]
+
 
 def parse_sizes(text: str) -> tuple[int, ...]:
     """An argparse type: comma-separated ensemble sizes, e.g. 1,2,5,10."""
@@ -146,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "metrics.json (written whole or not at all)")
     p.add_argument("--force", action="store_true",
                    help="replace a finished report in --out")
-    from .report import ReportSettings
+    from .reportsettings import ReportSettings
     defaults = ReportSettings()
     for name in ("networks", "ensemble_size", "pca_samples", "filter_samples", "path_pairs",
                  "path_points", "diversity_networks", "adversarial_images",
@@ -207,7 +210,6 @@ def _add_batch_norm(p: argparse.ArgumentParser) -> None:
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:
-    from .evaluate import PRECISIONS
-    p.add_argument("--precision", choices=sorted(PRECISIONS), default="float32",
+    p.add_argument("--precision", choices=PRECISION_NAMES, default="float32",
                    help="arithmetic of the networks' forward passes (default float32; bfloat16 "
                         "is about 2x faster where the hardware has it)")

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from .errors import WeightgenError
 from .fileio import atomic_path, atomic_write_text
@@ -22,6 +20,9 @@ from .fileio import atomic_path, atomic_write_text
 PREFIX = "pretrained:"
 FOLDER = Path(__file__).parent / "pretrained"
 WEIGHTS, CARD = "generator.safetensors", "card.json"
+
+if TYPE_CHECKING:  # torch is imported where weights are read: `weightgen --help` stays fast
+    import torch
 
 
 def available() -> list[str]:
@@ -47,6 +48,7 @@ def is_pretrained_folder(folder: Path) -> bool:
 
 def load_weights(folder: Path) -> dict[str, torch.Tensor]:
     """The generator's state dict (a checkpoint's ``model``)."""
+    from safetensors.torch import load_file
     return load_file(folder / WEIGHTS)
 
 
@@ -56,6 +58,7 @@ def card(folder: Path) -> dict:
 
 def export(state: dict[str, torch.Tensor], config_yaml: str, info: dict, out: Path) -> None:
     """Write a shipped generator: weights, its config and its card."""
+    from safetensors.torch import save_file
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / WEIGHTS) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))
