@@ -42,8 +42,10 @@ def test_thread_settings_parse_and_the_governor_follows_idle_cores(monkeypatch):
     import torch
     from weightgen import threads
     from weightgen.errors import WeightgenError
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
     assert threads.parse_threads("3") == 3 and threads.parse_threads("auto") is None
-    assert threads.parse_threads("all") == threads.usable_cores()
+    assert threads.parse_threads("all") == 4
+    assert threads.parse_threads("5") == 4  # capped at the usable cores, with a notice
     for bad in ("0", "two"):
         with pytest.raises(WeightgenError, match="threads must be"):
             threads.parse_threads(bad)

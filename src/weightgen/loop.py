@@ -121,7 +121,7 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
     try:
         while step < method.steps:
             for group in optimizer.param_groups:
-                group["lr"] = method.learning_rate(step)
+                group["lr"] = method.learning_rate(step) * group.get("lr_scale", 1.0)
             with deferred_signals():  # a checkpoint holds completed steps only
                 step_started = time.perf_counter()
                 result = method.training_step(step, model, train_split, ctx)

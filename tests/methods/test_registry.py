@@ -12,19 +12,22 @@ from weightgen.methods import METHODS, build_method
 
 from tests.helpers import tiny_config_dict
 
-NETWORK_METHODS = ["hypernetwork", "multi_hypernetwork", "mnfg", "direct"]
+NETWORK_METHODS = ["hypernetwork", "multi_hypernetwork", "hypergan", "mnfg", "direct"]
 
 
 def config_of(method: str):
     data = tiny_config_dict()
     data.update(method=method, direct={"copies": 3, "steps": 2},
                 mnfg={"steps": 2, "hidden_q": 4, "hidden_r": 4},
-                multi_hypernetwork={"components": 2})
+                multi_hypernetwork={"components": 2},
+                hypergan={"code_dim": 4, "mixer_hidden": [8], "generator_hidden": [8],
+                          "discriminator_hidden": [8]})
     return config_from_dict(data)
 
 
 def test_the_registry_names_every_built_in_method():
-    assert sorted(METHODS) == ["direct", "hypernetwork", "mnfg", "multi_hypernetwork", "toy"]
+    assert sorted(METHODS) == ["direct", "hypergan", "hypernetwork", "mnfg", "multi_hypernetwork",
+                               "toy"]
     assert all(cls.name == name for name, cls in METHODS.items())
 
 

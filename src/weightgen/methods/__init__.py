@@ -7,13 +7,15 @@ import torch
 
 from .base import BATCH_NORM_MODES, Method, StepResult
 from .direct import DirectMethod
+from .hypergan import HyperGANMethod
 from .hypernetwork import HypernetworkMethod
 from .mnfg import MNFGMethod
 from .multi_hypernetwork import MultiHypernetworkMethod
 from .toy import ToyMethod
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
-    HypernetworkMethod, MultiHypernetworkMethod, MNFGMethod, DirectMethod, ToyMethod)}
+    HypernetworkMethod, MultiHypernetworkMethod, HyperGANMethod, MNFGMethod, DirectMethod,
+    ToyMethod)}
 
 
 def build_method(config, device: torch.device | str = "cpu") -> Method:

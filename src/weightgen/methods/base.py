@@ -131,7 +131,8 @@ class Method(ABC):
         rank of a torchrun ``ctx`` receives all of them)."""
         networks = self.draw(n, seeded_generator(seed, "sample"), gauge, batch_norm)
         for lo in range(0, n, chunk):
-            yield GeneratedNetworks(networks.spec, [f[lo:lo + chunk] for f in networks.filters])
+            yield GeneratedNetworks(networks.spec, [f[lo:lo + chunk] for f in networks.filters],
+                                    None if networks.z is None else networks.z[lo:lo + chunk])
 
     def walk(self, t: Tensor, generator: torch.Generator) -> list[Tensor] | None:
         """Gauge-fixed networks at the points t of the interpolated path between two fresh
