@@ -16,7 +16,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from weightgen.objective import ObjectiveConfig
 from weightgen.evaluate import predict
-from weightgen.hypernet import HyperNetwork
+from weightgen.models.hypernet import HyperNetwork
 from weightgen.objective import objective
 from weightgen.symmetry import gauge_fix
 from weightgen.targets import mnist_cnn

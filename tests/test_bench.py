@@ -22,7 +22,7 @@ def test_bench_prints_one_json_object_with_the_required_keys(capsys):
 def test_bfloat16_training_step_tracks_the_float32_loss():
     import torch
     from weightgen.objective import ObjectiveConfig
-    from weightgen.hypernet import HyperNetwork
+    from weightgen.models.hypernet import HyperNetwork
     from weightgen.objective import objective
     from weightgen.targets import mnist_cnn
     g = HyperNetwork(mnist_cnn()).train()

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from weightgen.runfolder import list_checkpoints, load_checkpoint
 from weightgen.distributed import Context, gather_shards, split, teardown
-from weightgen.hypernet import HyperNetwork
+from weightgen.models.hypernet import HyperNetwork
 from weightgen.objective import ObjectiveConfig, objective
 from weightgen.targets import mnist_cnn
 

@@ -1,6 +1,6 @@
 import torch
 
-from weightgen.hypernet import HyperNetwork
+from weightgen.models.hypernet import HyperNetwork
 from weightgen.objective import ObjectiveConfig, objective
 from weightgen.symmetry import gauge_fix, gauge_penalty
 from weightgen.entropy import kl_entropy

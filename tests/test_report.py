@@ -174,7 +174,7 @@ def test_toy_training_lowers_the_loss_and_spreads_the_path(tmp_path):
     from weightgen.loop import train
     from weightgen.methods import build_method
     from weightgen.runfolder import open_run
-    from weightgen.toy import toy_loss
+    from weightgen.models.toy import toy_loss
     config = config_from_dict({"method": "toy", "seed": 5, "toy": {"steps": 3000},
                                "train": {"checkpoint_every": 3000}})
     cfg = config.toy

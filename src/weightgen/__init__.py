@@ -18,7 +18,7 @@ _HOME = {  # public name -> the module that defines it
     "kl_entropy": "entropy",
     "WeightgenError": "errors",
     "load_networks": "exchange", "save_networks": "exchange",
-    "HypernetConfig": "hypernet", "HyperNetwork": "hypernet",
+    "HypernetConfig": "models.hypernet", "HyperNetwork": "models.hypernet",
     "train": "loop",
     "METHODS": "methods", "Method": "methods",
     "GeneratedNetworks": "networks",
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .entropy import kl_entropy
     from .errors import WeightgenError
     from .exchange import load_networks, save_networks
-    from .hypernet import HypernetConfig, HyperNetwork
+    from .models.hypernet import HypernetConfig, HyperNetwork
     from .loop import train
     from .methods import METHODS, Method
     from .networks import GeneratedNetworks

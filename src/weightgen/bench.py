@@ -24,7 +24,7 @@ import torch
 
 from .cost import training_step_flops
 from .evaluate import predict
-from .hypernet import HyperNetwork
+from .models.hypernet import HyperNetwork
 from .objective import ObjectiveConfig, objective
 from .symmetry import gauge_fix
 from .targets import TargetSpec, mnist_cnn

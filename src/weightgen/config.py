@@ -22,7 +22,7 @@ import yaml
 from .data import DataConfig, input_shape
 from .errors import WeightgenError, check_config
 from .fileio import atomic_write_text
-from .hypernet import HypernetConfig, default_generator_hidden
+from .models.hypernet import HypernetConfig, default_generator_hidden
 from .methods import METHODS
 from .objective import ObjectiveConfig
 from .targets import TargetSpec, preset

@@ -13,7 +13,7 @@ from torch import Tensor
 from .errors import check_config
 from .distributed import gather_rows, is_distributed, mean_over_ranks
 from .entropy import kl_entropy
-from .hypernet import HyperNetwork
+from .models.hypernet import HyperNetwork
 from .symmetry import canonical_order, gauge_fix, gauge_penalty
 from .targets import ConvImpl, TargetSpec, forward
 

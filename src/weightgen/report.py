@@ -358,7 +358,7 @@ def _reuse_report(folder: Path, old: dict, out: Path, metrics: dict,
 
 def toy_report(method: ToyMethod, out: Path, command: str | None = None) -> dict:
     """Fig. 2 of a trained toy generator."""
-    from .toy import toy_path
+    from .models.toy import toy_path
 
     path = toy_path(method.generator, method.density, method.config.toy.path_points)
     figs = [("Toy problem (Fig. 2)", figures.toy_figure(method.density, path, out / "toy.png"))]

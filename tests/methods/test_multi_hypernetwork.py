@@ -8,7 +8,7 @@ import torch
 
 from weightgen.config import config_from_dict
 from weightgen.errors import WeightgenError
-from weightgen.hypernet import HyperNetwork, HypernetConfig, MultiHyperNetwork
+from weightgen.models.hypernet import HyperNetwork, HypernetConfig, MultiHyperNetwork
 from weightgen.loop import train
 from weightgen.methods import build_method
 from weightgen.objective import objective

@@ -1,5 +1,5 @@
 """Directly trained target networks (one, or a deep ensemble of independent copies; model and
-initialisation in :mod:`weightgen.baselines.direct`): a fixed set of networks."""
+initialisation in :mod:`weightgen.models.direct`): a fixed set of networks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..baselines.direct import DirectConfig, init_filters
+from ..models.direct import DirectConfig, init_filters
 from ..data import Split, training_batch_indices
 from ..distributed import Context
 from ..networks import GeneratedNetworks

@@ -12,7 +12,7 @@ from ..data import Split, training_batch_indices
 from ..distributed import Context, gather_shards, split
 from ..errors import WeightgenError
 from ..evaluate import ensemble_metrics, predict, warn_if_slow_bfloat16
-from ..hypernet import HyperNetwork, batch_statistics
+from ..models.hypernet import HyperNetwork, batch_statistics
 from ..memory import require, training_step_bytes
 from ..networks import GeneratedNetworks
 from ..objective import combined_loss, objective, output_entropy, weight_entropy

@@ -1,4 +1,4 @@
-"""MNFG, the paper's baseline (model in :mod:`weightgen.baselines.mnfg`): trained on
+"""MNFG, the paper's baseline (model in :mod:`weightgen.models.mnfg`): trained on
 CE + KL bound / N, networks drawn explicitly through the flow."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..baselines.mnfg import MNFG, MNFGConfig
+from ..models.mnfg import MNFG, MNFGConfig
 from ..data import Split, training_batch_indices
 from ..distributed import Context
 from ..memory import require

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import WeightgenError, check_config
-from ..hypernet import MultiHyperNetwork
+from ..models.hypernet import MultiHyperNetwork
 from ..symmetry import gauge_fix
 from .hypernetwork import HypernetworkMethod
 
@@ -33,7 +33,7 @@ class MultiHypernetworkSettings:
 
 class MultiHypernetworkMethod(HypernetworkMethod):
     """Trained on the hypernetwork's objective (``objective:`` and ``train:`` sections) with
-    G replaced by a :class:`~weightgen.hypernet.MultiHyperNetwork`."""
+    G replaced by a :class:`~weightgen.models.hypernet.MultiHyperNetwork`."""
 
     name = "multi_hypernetwork"
     label = "weightgen multi-component hypernetwork"

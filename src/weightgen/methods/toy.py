@@ -1,5 +1,5 @@
-"""The toy problem of section 4.1 (Fig. 2; model in :mod:`weightgen.toy`): a generator of 2-D
-points, not of networks."""
+"""The toy problem of section 4.1 (Fig. 2; model in :mod:`weightgen.models.toy`): a
+generator of 2-D points, not of networks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..distributed import Context
 from ..errors import WeightgenError
 from ..networks import GeneratedNetworks
 from ..rng import seeded_generator
-from ..toy import GaussianMixture, ToyConfig, ToyGenerator, toy_loss
+from ..models.toy import GaussianMixture, ToyConfig, ToyGenerator, toy_loss
 from .base import Method, StepResult
 
 

@@ -17,9 +17,9 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from .distributed import all_reduce_sum, is_distributed
-from .errors import WeightgenError
-from .targets import TargetSpec
+from ..distributed import all_reduce_sum, is_distributed
+from ..errors import WeightgenError
+from ..targets import TargetSpec
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from weightgen.errors import WeightgenError
-from weightgen.hypernet import HypernetConfig, HyperNetwork
+from weightgen.models.hypernet import HypernetConfig, HyperNetwork
 from weightgen.targets import mnist_cnn, mnist_mlp
 
 
@@ -85,7 +85,7 @@ def test_generator_list_must_match_layers():
 
 def test_running_statistics_start_from_the_first_batch_so_early_networks_differ():
     import torch
-    from weightgen.hypernet import HyperNetwork, PooledBatchNorm1d
+    from weightgen.models.hypernet import HyperNetwork, PooledBatchNorm1d
     from weightgen.targets import mnist_cnn
     torch.manual_seed(0)
     g = HyperNetwork(mnist_cnn()).train()
@@ -106,7 +106,7 @@ def test_running_statistics_start_from_the_first_batch_so_early_networks_differ(
 
 def test_generator_widths_are_derived_from_the_target_when_not_given():
     from weightgen.config import config_from_dict
-    from weightgen.hypernet import HyperNetwork
+    from weightgen.models.hypernet import HyperNetwork
     from weightgen.targets import mnist_cnn, mnist_mlp
     assert HyperNetwork(mnist_cnn()).cfg.generator_hidden == \
         ((40, 40), (100, 100), (100, 100), (60, 60))  # the paper's Table 2

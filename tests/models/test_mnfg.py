@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from weightgen.baselines.mnfg import MNFG, CouplingFlow, MNFGConfig, MNFLayer
+from weightgen.models.mnfg import MNFG, CouplingFlow, MNFGConfig, MNFLayer
 from weightgen.cli import main
 from weightgen.targets import LayerSpec, forward, mnist_cnn
 

@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from weightgen.baselines.direct import DirectConfig, init_filters
+from weightgen.models.direct import DirectConfig, init_filters
 from weightgen.cli import main
 from weightgen.targets import mnist_cnn
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .entropy import kl_entropy, nearest_neighbour_distances
-from .errors import check_ranges
-from .rng import seeded_generator
+from ..entropy import kl_entropy, nearest_neighbour_distances
+from ..errors import check_ranges
+from ..rng import seeded_generator
 
 
 @dataclass(frozen=True)

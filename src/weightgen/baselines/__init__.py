@@ -1,1 +1,0 @@
-"""Comparison methods that produce networks in the same exchange format."""
