@@ -236,7 +236,7 @@ def test_report_stops_on_sigterm_and_leaves_no_report(place, tmp_path, mnist_dir
     sent = time.monotonic()
     _, err = child.communicate(timeout=60)
     assert child.returncode == 143, err
-    assert time.monotonic() - sent < 10  # measured: about 2 s on a loaded 2-core machine
+    assert time.monotonic() - sent < 5  # measured: 0.1-1.0 s with 2 cores fully loaded
     assert "terminated (SIGTERM); nothing was written" in err
     assert list(tmp_path.iterdir()) == []  # neither a report nor a partial folder
 

@@ -442,6 +442,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         clear()
 
 
+def run() -> None:
+    """The ``weightgen`` program: :func:`main`, then exit. After Ctrl-C or SIGTERM it exits at
+    once, skipping the interpreter's teardown (PyTorch's and matplotlib's take seconds on a
+    busy machine): by then every file is in order, a checkpoint saved or a report removed."""
+    code = main()
+    if code in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _internal_error(err: Exception) -> int:
     if os.environ.get("WEIGHTGEN_DEBUG"):
         raise err
