@@ -25,3 +25,16 @@ start=$(date +%s)
 echo "train wall seconds: $(( $(date +%s) - start ))" | tee "$OUT/train_wall.txt"
 "$PY" -m weightgen evaluate "$OUT/paper_lambda1e3" -n 4000 --ensemble-size 200 --device cuda \
     --json "$OUT/paper_lambda1e3_20x200.json"
+# issue 27: time to a validation vote of 99 % against the paper config, two seeds
+"$PY" benchmarks/speedrun.py configs/quick.yaml --seeds 8734 2 --target 0.99 --every 250 \
+    --reference configs/paper_lambda1e3.yaml --device cuda --json "$OUT/speedrun_cuda.json" \
+    | tee "$OUT/speedrun_cuda.txt"
+# issue 26: the Fashion-MNIST comparison's trainings (seed 8734; a second seed with --seed 2),
+# each then measured with its ensemble-size curve against MNIST as the OOD set
+for name in deep_ensemble paper_lambda1e3 mnfg hypergan multi4; do
+  "$PY" -m weightgen train --config "configs/fashion_mnist/$name.yaml" --device cuda \
+      --out "$OUT/fm_$name" --no-progress --checkpoint-every 1000
+  count=$([ "$name" = deep_ensemble ] && echo 10 || echo 200)  # a deep ensemble holds 10
+  "$PY" -m weightgen evaluate "$OUT/fm_$name" --step best -n "$count" --curve --ood mnist \
+      --split validation --device cuda --json "$OUT/fm_${name}_validation.json"
+done
