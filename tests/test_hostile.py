@@ -258,3 +258,41 @@ def test_a_full_disk_while_checkpointing_says_so(tmp_path, monkeypatch):
     with pytest.raises(WeightgenError, match="step-0000005.pt: no space left on device$"):
         runfolder.save_checkpoint(tmp_path, 5, {"model": {}}, keep=3)
     assert list((tmp_path / "checkpoints").iterdir()) == []  # no partial file left
+
+
+def test_an_unwritable_output_folder_is_refused_before_the_work(place, capsys, monkeypatch):
+    import errno
+    from weightgen import fileio
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith(".lock"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(fileio.os, "open", read_only)
+    evaluated = []
+    monkeypatch.setattr("weightgen.evaluate.evaluate_networks",
+                        lambda *a, **k: evaluated.append(1))
+    assert main(["evaluate", str(place / "nets.safetensors"), "--json",
+                 str(place / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write to {place}: Permission denied" in err and err.count("\n") == 1
+    assert not evaluated and not (place / "m.json").exists()
+
+
+@pytest.mark.slow
+def test_a_report_on_a_full_disk_is_one_line_and_leaves_nothing(place, tmp_path, capsys,
+                                                               monkeypatch):
+    import errno
+    from weightgen.analysis import figures
+
+    def full(fig, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(figures, "save", full)
+    assert main(["report", str(place / "run"), "--out", str(tmp_path / "rep"), *SMALL_REPORT,
+                 "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []  # no report, no partial folder
