@@ -528,4 +528,6 @@ def test_help_and_version_do_not_import_torch():
              "assert 'torch' not in sys.modules, 'torch was imported'\n")
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "weightgen 0.1.0" in result.stdout and "usage: weightgen" in result.stdout
+    import weightgen
+    assert f"weightgen {weightgen.__version__}" in result.stdout
+    assert "usage: weightgen" in result.stdout

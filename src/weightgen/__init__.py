@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the only place the version is written (pyproject reads it)
 
 _HOME = {  # public name -> the module that defines it
     "Generator": "api", "load": "api",
