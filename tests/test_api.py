@@ -79,3 +79,17 @@ def test_wrong_inputs_are_one_line_errors(tiny_run, mnist):
         nets.module(5)
     with pytest.raises(WeightgenError, match="not a run folder"):
         weightgen.load(tiny_run.parent)
+
+
+def test_the_readme_python_example_runs_as_written(mnist_dir, monkeypatch, capsys):
+    import re
+
+    from tests.helpers import REPO
+    monkeypatch.setenv("WEIGHTGEN_DATA", str(mnist_dir))
+    readme = (REPO / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+                 if "pretrained:paper_lambda1e3" in b)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 (our own docs)
+    assert scope["logits"].shape == (20, 1000, 10)
+    assert 0.9 < float(capsys.readouterr().out) <= 1.0

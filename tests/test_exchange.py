@@ -89,7 +89,7 @@ def test_readme_loading_snippet_works(tmp_path, monkeypatch):
     import re
 
     from tests.helpers import REPO
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "guide.md").read_text()
     snippet = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S)
                    if "load_file" in block)
     spec = mnist_cnn()
