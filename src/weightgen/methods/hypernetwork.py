@@ -163,7 +163,7 @@ def generate(hypernet: HyperNetwork, z: Tensor, gauge: bool = True,
         bounds, mode = chunk_bounds(n, BATCH_NORM_BATCH), batch_statistics(hypernet)
     else:
         bounds, mode = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)], \
-            _eval_mode(hypernet)
+            eval_mode(hypernet)
     with mode:
         parts = [hypernet(z[lo:hi]) for lo, hi in bounds] if not gauge else \
             [gauge_fix(hypernet.spec, hypernet(z[lo:hi])) for lo, hi in bounds]
@@ -180,7 +180,8 @@ def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
 
 
 @contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Within the block the module is in eval mode (running batch-norm statistics)."""
     was_training = module.training
     module.eval()
     try:

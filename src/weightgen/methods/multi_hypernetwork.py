@@ -17,7 +17,7 @@ from torch import Tensor
 from ..errors import WeightgenError, check_config
 from ..models.hypernet import MultiHyperNetwork
 from ..symmetry import gauge_fix
-from .hypernetwork import HypernetworkMethod
+from .hypernetwork import HypernetworkMethod, eval_mode
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,6 @@ class MultiHypernetworkMethod(HypernetworkMethod):
     def walk(self, t: Tensor, generator: torch.Generator) -> list[Tensor]:
         """S(G_1(t·z1 + (1−t)·z2)): the path through the first component's noise (Fig. 4)."""
         z = self.hypernet.sample_noise(2, generator)
-        was_training = self.hypernet.training
-        self.hypernet.eval()
-        try:
-            with torch.no_grad():
-                path = self.hypernet(t.view(-1, 1) * z[0] + (1 - t.view(-1, 1)) * z[1],
-                                     component=0)
-        finally:
-            self.hypernet.train(was_training)
+        with eval_mode(self.hypernet), torch.no_grad():
+            path = self.hypernet(t.view(-1, 1) * z[0] + (1 - t.view(-1, 1)) * z[1], component=0)
         return gauge_fix(self.spec, path)
