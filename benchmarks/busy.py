@@ -47,13 +47,13 @@ def measure(env: dict, threads: str | None, steps: int, busy: bool, nice: int) -
     command = [sys.executable, __file__, "--child", "--steps", str(steps)]
     if threads is not None:
         command += ["--threads", threads]
-    competitor = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(nice)]) if busy \
-        else None
+    competitor = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(nice)]) if busy else None
     try:
         if busy:
             time.sleep(2)  # the load average and the scheduler see it first
-        out = subprocess.run(command, capture_output=True, text=True, check=True,
-                             env={**os.environ, **env}).stdout
+        out = subprocess.run(
+            command, capture_output=True, text=True, check=True, env={**os.environ, **env}
+        ).stdout
     finally:
         if competitor is not None:
             competitor.kill()
@@ -76,17 +76,22 @@ def main() -> None:
     for name, (env, threads) in SETTINGS.items():
         alone = measure(env, threads, args.steps, busy=False, nice=args.nice)
         loaded = measure(env, threads, args.steps, busy=True, nice=args.nice)
-        rows[name] = {"alone_steps_per_s": alone["steps_per_s"],
-                      "busy_steps_per_s": loaded["steps_per_s"],
-                      "threads_alone": alone["threads"], "threads_busy": loaded["threads"],
-                      "slowdown": alone["steps_per_s"] / loaded["steps_per_s"]}
+        rows[name] = {
+            "alone_steps_per_s": alone["steps_per_s"],
+            "busy_steps_per_s": loaded["steps_per_s"],
+            "threads_alone": alone["threads"],
+            "threads_busy": loaded["threads"],
+            "slowdown": alone["steps_per_s"] / loaded["steps_per_s"],
+        }
     if args.json:
         print(json.dumps({"cores": os.cpu_count(), "competitor_nice": args.nice, "rows": rows}))
         return
     print(f"{'setting':30s} {'alone':>8s} {'busy':>8s} {'slowdown':>9s}  threads")
     for name, row in rows.items():
-        print(f"{name:30s} {row['alone_steps_per_s']:8.2f} {row['busy_steps_per_s']:8.2f} "
-              f"{row['slowdown']:8.1f}x  {row['threads_alone']} / {row['threads_busy']}")
+        print(
+            f"{name:30s} {row['alone_steps_per_s']:8.2f} {row['busy_steps_per_s']:8.2f} "
+            f"{row['slowdown']:8.1f}x  {row['threads_alone']} / {row['threads_busy']}"
+        )
 
 
 if __name__ == "__main__":

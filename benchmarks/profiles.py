@@ -14,10 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from weightgen.objective import ObjectiveConfig
 from weightgen.evaluate import predict
 from weightgen.models.hypernet import HyperNetwork
-from weightgen.objective import objective
+from weightgen.objective import ObjectiveConfig, objective
 from weightgen.symmetry import gauge_fix
 from weightgen.targets import mnist_cnn
 
@@ -102,17 +101,26 @@ def first_layer_layouts(networks: int = 32, images: int = 32) -> None:
                     y = y.contiguous(memory_format=channels_last)
                 outs.append(F.max_pool2d(y, 2))
             torch.stack(outs).backward(grad)
+
         return run
 
     y = F.conv2d(x[0], mats[0, :, :-1].detach().reshape(32, 1, 5, 5), padding=2)
     with torch.no_grad():
-        pool = {name: _milliseconds(lambda m=m: F.max_pool2d(m, 2), 20)
-                for name, m in (("NCHW", y), ("channels-last", y.contiguous(
-                    memory_format=channels_last)))}
-    print(f"## first layer under autograd, {networks} networks x {images} images "
-          f"({torch.get_num_threads()} threads)")
-    print(f"max-pool forward of one network's map: NCHW {pool['NCHW']:.2f} ms, "
-          f"channels-last {pool['channels-last']:.2f} ms")
+        pool = {
+            name: _milliseconds(lambda m=m: F.max_pool2d(m, 2), 20)
+            for name, m in (
+                ("NCHW", y),
+                ("channels-last", y.contiguous(memory_format=channels_last)),
+            )
+        }
+    print(
+        f"## first layer under autograd, {networks} networks x {images} images "
+        f"({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"max-pool forward of one network's map: NCHW {pool['NCHW']:.2f} ms, "
+        f"channels-last {pool['channels-last']:.2f} ms"
+    )
     print("| layout | forward + backward, ms |")
     print("|---|---|")
     for layout in ("NCHW", "NCHW map converted", "channels-last weights"):

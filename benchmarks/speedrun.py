@@ -39,17 +39,27 @@ class TargetReached(KeyboardInterrupt):
     """Stops the loop the way Ctrl-C does, so the step reached is saved as a checkpoint."""
 
 
-def speedrun(config_path: str, seed: int, target: float, every: int, max_steps: int | None,
-             run: Path, data, device: str = "auto") -> dict:
+def speedrun(
+    config_path: str,
+    seed: int,
+    target: float,
+    every: int,
+    max_steps: int | None,
+    run: Path,
+    data,
+    device: str = "auto",
+) -> dict:
     """Train ``config_path`` with ``seed`` in the new folder ``run`` until the validation vote
     reaches ``target``."""
     config = load_config(config_path).replace(seed=seed)
     section = METHODS[config.method].section
     steps = max_steps or getattr(config, section).steps
-    config = config.replace(**{section: dataclasses.replace(getattr(config, section),
-                                                            steps=steps)})
-    config = config.replace(train=dataclasses.replace(
-        config.train, validate_every=every, checkpoint_every=10 ** 9, keep_best_checkpoint=False))
+    config = config.replace(**{section: dataclasses.replace(getattr(config, section), steps=steps)})
+    config = config.replace(
+        train=dataclasses.replace(
+            config.train, validate_every=every, checkpoint_every=10**9, keep_best_checkpoint=False
+        )
+    )
     log = MetricsLog(run / "metrics.jsonl")
     reached: dict = {}
 
@@ -70,27 +80,44 @@ def speedrun(config_path: str, seed: int, target: float, every: int, max_steps: 
     method = open_run(run, str(resolve_device(device)))
     networks = next(method.sample(200, seed=0, chunk=200))
     test_split = data.test.to(method.device)
-    test = ensemble_metrics(predict(method.spec, networks.filters, test_split.images),
-                            test_split.labels)
-    return {"config": config_path, "seed": seed, "target": target,
-            "reached": bool(reached), "steps": method.step, "seconds": seconds,
-            "validation_vote": reached.get("vote"),
-            **training_cost(method.spec, method.passes_per_step(), method.step),
-            "test_vote": test["ensemble_majority_vote"], "test_mean": test["accuracy_mean"],
-            "test_disagreement": test["prediction_disagreement"]}
+    test = ensemble_metrics(
+        predict(method.spec, networks.filters, test_split.images), test_split.labels
+    )
+    return {
+        "config": config_path,
+        "seed": seed,
+        "target": target,
+        "reached": bool(reached),
+        "steps": method.step,
+        "seconds": seconds,
+        "validation_vote": reached.get("vote"),
+        **training_cost(method.spec, method.passes_per_step(), method.step),
+        "test_vote": test["ensemble_majority_vote"],
+        "test_mean": test["accuracy_mean"],
+        "test_disagreement": test["prediction_disagreement"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--seeds", type=int, nargs="+", default=[8734])
-    parser.add_argument("--target", type=float, default=0.99,
-                        help="validation majority vote to reach (default 0.99)")
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=0.99,
+        help="validation majority vote to reach (default 0.99)",
+    )
     parser.add_argument("--every", type=int, default=250, help="steps between validations")
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="give up after this many steps (default the config's)")
-    parser.add_argument("--reference", default=None,
-                        help="a config timed the same way in this run, for ratios")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="give up after this many steps (default the config's)",
+    )
+    parser.add_argument(
+        "--reference", default=None, help="a config timed the same way in this run, for ratios"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--data-dir", default=None)
@@ -103,20 +130,33 @@ def main() -> None:
         data = load_dataset(load_config(args.config).data, args.data_dir)
         for index, config_path in enumerate(configs):
             for seed in args.seeds:
-                rows.append(speedrun(config_path, seed, args.target, args.every,
-                                     args.max_steps, Path(workdir) / f"{index}_seed{seed}",
-                                     data, args.device))
+                rows.append(
+                    speedrun(
+                        config_path,
+                        seed,
+                        args.target,
+                        args.every,
+                        args.max_steps,
+                        Path(workdir) / f"{index}_seed{seed}",
+                        data,
+                        args.device,
+                    )
+                )
                 rows[-1]["reference"] = index == 1
     reference = {r["seed"]: r["seconds"] for r in rows if r["reference"]}
-    print(f"{'config':34s} {'seed':>6s} {'steps':>7s} {'wall s':>8s} {'ratio':>6s} "
-          f"{'TFLOP':>7s} {'test vote':>9s} {'mean':>7s} {'disagree':>8s}")
+    print(
+        f"{'config':34s} {'seed':>6s} {'steps':>7s} {'wall s':>8s} {'ratio':>6s} "
+        f"{'TFLOP':>7s} {'test vote':>9s} {'mean':>7s} {'disagree':>8s}"
+    )
     for r in rows:
         ratio = r["seconds"] / reference[r["seed"]] if r["seed"] in reference else float("nan")
         r["ratio_to_reference"] = ratio
         flag = "" if r["reached"] else "  (target not reached)"
-        print(f"{r['config']:34s} {r['seed']:6d} {r['steps']:7d} {r['seconds']:8.1f} "
-              f"{ratio:6.2f} {r['target_flops'] / 1e12:7.2f} {100 * r['test_vote']:8.2f}% "
-              f"{100 * r['test_mean']:6.2f}% {100 * r['test_disagreement']:7.2f}%{flag}")
+        print(
+            f"{r['config']:34s} {r['seed']:6d} {r['steps']:7d} {r['seconds']:8.1f} "
+            f"{ratio:6.2f} {r['target_flops'] / 1e12:7.2f} {100 * r['test_vote']:8.2f}% "
+            f"{100 * r['test_mean']:6.2f}% {100 * r['test_disagreement']:7.2f}%{flag}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

@@ -16,8 +16,12 @@ from weightgen.analysis.figures import ensemble_size_curves
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sources", nargs="+", metavar="NAME=JSON",
-                        help="a legend name and an evaluate --curve --json file")
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="NAME=JSON",
+        help="a legend name and an evaluate --curve --json file",
+    )
     parser.add_argument("-o", "--output", required=True, help="the PNG to write")
     args = parser.parse_args()
     curves = {}

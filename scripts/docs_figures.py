@@ -12,17 +12,28 @@ from pathlib import Path
 
 from PIL import Image
 
-KEPT = ("paths", "filters_conv1", "filters_conv2", "filters_fc1", "failure_mode",
-        "pca_whole_network", "pca_conv1_filter_0", "pca_conv2__whole_layer")
-SHARED = {"accuracy_histograms.png": "fig3_accuracy_histograms.png",
-          "adversarial.png": "fig6_adversarial.png"}
+KEPT = (
+    "paths",
+    "filters_conv1",
+    "filters_conv2",
+    "filters_fc1",
+    "failure_mode",
+    "pca_whole_network",
+    "pca_conv1_filter_0",
+    "pca_conv2__whole_layer",
+)
+SHARED = {
+    "accuracy_histograms.png": "fig3_accuracy_histograms.png",
+    "adversarial.png": "fig6_adversarial.png",
+}
 
 
 def shrink(source: Path, target: Path, max_width: int = 1100) -> None:
     image = Image.open(source).convert("RGB")
     if image.width > max_width:
-        image = image.resize((max_width, round(image.height * max_width / image.width)),
-                             Image.LANCZOS)
+        image = image.resize(
+            (max_width, round(image.height * max_width / image.width)), Image.LANCZOS
+        )
     image.quantize(colors=128).save(target, optimize=True)
 
 

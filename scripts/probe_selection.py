@@ -54,16 +54,19 @@ def main() -> None:
         "200 most accurate of 1,000": accuracy.argsort(descending=True)[:200],
         "200 most accurate of 600": accuracy[:600].argsort(descending=True)[:200],
         "first 250 less their 50 weakest": accuracy[:250].argsort(descending=True)[:200],
-        "greedy NLL selection of 200": greedy_selection(logits_choose.softmax(-1),
-                                                        validation.labels[choose], 200),
+        "greedy NLL selection of 200": greedy_selection(
+            logits_choose.softmax(-1), validation.labels[choose], 200
+        ),
     }
     print("| members | distinct | mean | min | majority vote | ensemble NLL | disagreement |")
     print("|---|---|---|---|---|---|---|")
     for name, index in rules.items():
         m = ensemble_metrics(logits_measure[index], validation.labels[measure])
-        print(f"| {name} | {len(set(index.tolist()))} | {100 * m['accuracy_mean']:.2f} | "
-              f"{100 * m['accuracy_min']:.2f} | {100 * m['ensemble_majority_vote']:.2f} | "
-              f"{m['ensemble_nll']:.4f} | {100 * m['prediction_disagreement']:.2f} |")
+        print(
+            f"| {name} | {len(set(index.tolist()))} | {100 * m['accuracy_mean']:.2f} | "
+            f"{100 * m['accuracy_min']:.2f} | {100 * m['ensemble_majority_vote']:.2f} | "
+            f"{m['ensemble_nll']:.4f} | {100 * m['prediction_disagreement']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

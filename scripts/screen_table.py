@@ -44,8 +44,9 @@ def row(run: Path, step: int | None) -> str:
     config = config_from_dict(yaml.safe_load((run / "config.yaml").read_text())).to_dict()
     paper = load_config(PAPER).to_dict()
     records = MetricsLog(run / "metrics.jsonl").records()
-    validations = [r for r in records if r["kind"] == "validation"
-                   and (step is None or r["step"] == step)]
+    validations = [
+        r for r in records if r["kind"] == "validation" and (step is None or r["step"] == step)
+    ]
     v = validations[-1]
     trained = [r for r in records if r["kind"] == "train" and r["step"] <= v["step"]]
     rate = f"{trained[-1]['steps_per_s']:.2f}" if trained else "—"
@@ -54,23 +55,33 @@ def row(run: Path, step: int | None) -> str:
         path = run / f"validation_bn_{mode}.json"
         if path.exists():
             m = json.loads(path.read_text())
-            modes.append(f"{100 * m['accuracy_mean']:.2f} / {100 * m['ensemble_majority_vote']:.2f}")
+            modes.append(
+                f"{100 * m['accuracy_mean']:.2f} / {100 * m['ensemble_majority_vote']:.2f}"
+            )
         else:
             modes.append("—")
     change = ", ".join(changes(config, paper)) or "none (the paper's config)"
-    return (f"| {run.name} | {change} | {v['step']} | {100 * v['accuracy_mean']:.2f} | "
-            f"{100 * v['accuracy_min']:.2f} | {100 * v['ensemble_majority_vote']:.2f} | "
-            f"{v['entropy']:.0f} | {modes[0]} | {modes[1]} | {rate} |")
+    return (
+        f"| {run.name} | {change} | {v['step']} | {100 * v['accuracy_mean']:.2f} | "
+        f"{100 * v['accuracy_min']:.2f} | {100 * v['ensemble_majority_vote']:.2f} | "
+        f"{v['entropy']:.0f} | {modes[0]} | {modes[1]} | {rate} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--step", type=int, default=None,
-                        help="the validation step to show (default: each run's last)")
+    parser.add_argument(
+        "--step",
+        type=int,
+        default=None,
+        help="the validation step to show (default: each run's last)",
+    )
     args = parser.parse_args()
-    print("| run | change against the paper's config | step | mean | min | majority vote | "
-          "entropy Ĥ | BN running: mean / vote | BN batch: mean / vote | steps/s |")
+    print(
+        "| run | change against the paper's config | step | mean | min | majority vote | "
+        "entropy Ĥ | BN running: mean / vote | BN batch: mean / vote | steps/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for run in args.runs:
         print(row(run, args.step))

@@ -20,13 +20,38 @@ from pathlib import Path
 from weightgen.fileio import MetricsLog
 from weightgen.runfolder import best_validated_step, saved_config
 
-
-RUN_COLUMNS = ["run", "config", "seed", "step chosen on validation", "mean", "min",
-               "majority vote", "disagreement"]
-HISTORY_COLUMNS = ["step", "mean", "min", "max", "majority vote", "mean prob.",
-                   "most confident", "disagreement", "entropy Ĥ"]
-EVALUATION_COLUMNS = ["file", "split", "networks from", "networks", "mean", "min",
-                      "majority vote", "ensemble NLL", "disagreement"]
+RUN_COLUMNS = [
+    "run",
+    "config",
+    "seed",
+    "step chosen on validation",
+    "mean",
+    "min",
+    "majority vote",
+    "disagreement",
+]
+HISTORY_COLUMNS = [
+    "step",
+    "mean",
+    "min",
+    "max",
+    "majority vote",
+    "mean prob.",
+    "most confident",
+    "disagreement",
+    "entropy Ĥ",
+]
+EVALUATION_COLUMNS = [
+    "file",
+    "split",
+    "networks from",
+    "networks",
+    "mean",
+    "min",
+    "majority vote",
+    "ensemble NLL",
+    "disagreement",
+]
 
 
 def _percent(value: float | None) -> str:
@@ -36,33 +61,42 @@ def _percent(value: float | None) -> str:
 def run_row(run: Path) -> str:
     config = saved_config(run)
     step = best_validated_step(run)
-    v = next(r for r in reversed(MetricsLog(run / "metrics.jsonl").records())
-             if r.get("kind") == "validation" and r["step"] == step)
-    return (f"| {run.name} | {config['name']} | {config.get('seed')} | {step} | "
-            f"{_percent(v['accuracy_mean'])} | {_percent(v['accuracy_min'])} | "
-            f"{_percent(v['ensemble_majority_vote'])} | "
-            f"{_percent(v.get('prediction_disagreement'))} |")
+    v = next(
+        r
+        for r in reversed(MetricsLog(run / "metrics.jsonl").records())
+        if r.get("kind") == "validation" and r["step"] == step
+    )
+    return (
+        f"| {run.name} | {config['name']} | {config.get('seed')} | {step} | "
+        f"{_percent(v['accuracy_mean'])} | {_percent(v['accuracy_min'])} | "
+        f"{_percent(v['ensemble_majority_vote'])} | "
+        f"{_percent(v.get('prediction_disagreement'))} |"
+    )
 
 
 def history_rows(run: Path, from_step: int) -> list[str]:
     """One row per validation record of ``run`` at ``from_step`` or later."""
-    return [f"| {v['step']} | {_percent(v['accuracy_mean'])} | {_percent(v['accuracy_min'])} | "
-            f"{_percent(v['accuracy_max'])} | {_percent(v['ensemble_majority_vote'])} | "
-            f"{_percent(v['ensemble_mean_probability'])} | "
-            f"{_percent(v['ensemble_most_confident'])} | "
-            f"{_percent(v.get('prediction_disagreement'))} | {v['entropy']:.1f} |"
-            for v in MetricsLog(run / "metrics.jsonl").records()
-            if v.get("kind") == "validation" and v["step"] >= from_step]
+    return [
+        f"| {v['step']} | {_percent(v['accuracy_mean'])} | {_percent(v['accuracy_min'])} | "
+        f"{_percent(v['accuracy_max'])} | {_percent(v['ensemble_majority_vote'])} | "
+        f"{_percent(v['ensemble_mean_probability'])} | "
+        f"{_percent(v['ensemble_most_confident'])} | "
+        f"{_percent(v.get('prediction_disagreement'))} | {v['entropy']:.1f} |"
+        for v in MetricsLog(run / "metrics.jsonl").records()
+        if v.get("kind") == "validation" and v["step"] >= from_step
+    ]
 
 
 def evaluation_row(path: Path) -> str:
     m = json.loads(path.read_text())
     nll = m.get("ensemble_nll")
-    return (f"| {path.name} | {m['split']} | {m['source']} | {m['networks']} | "
-            f"{_percent(m['accuracy_mean'])} | {_percent(m['accuracy_min'])} | "
-            f"{_percent(m['ensemble_majority_vote'])} | "
-            f"{'—' if nll is None else f'{nll:.4f}'} | "
-            f"{_percent(m.get('prediction_disagreement'))} |")
+    return (
+        f"| {path.name} | {m['split']} | {m['source']} | {m['networks']} | "
+        f"{_percent(m['accuracy_mean'])} | {_percent(m['accuracy_min'])} | "
+        f"{_percent(m['ensemble_majority_vote'])} | "
+        f"{'—' if nll is None else f'{nll:.4f}'} | "
+        f"{_percent(m.get('prediction_disagreement'))} |"
+    )
 
 
 def main() -> None:
@@ -72,9 +106,11 @@ def main() -> None:
     parser.add_argument("--history", nargs="+", type=Path, default=[])
     parser.add_argument("--from-step", type=int, default=0)
     args = parser.parse_args()
-    tables = [(RUN_COLUMNS, [run_row(run) for run in args.runs]),
-              (EVALUATION_COLUMNS, [evaluation_row(path) for path in args.evaluations]),
-              *[(HISTORY_COLUMNS, history_rows(run, args.from_step)) for run in args.history]]
+    tables = [
+        (RUN_COLUMNS, [run_row(run) for run in args.runs]),
+        (EVALUATION_COLUMNS, [evaluation_row(path) for path in args.evaluations]),
+        *[(HISTORY_COLUMNS, history_rows(run, args.from_step)) for run in args.history],
+    ]
     print("\n\n".join(_table(columns, rows) for columns, rows in tables if rows))
 
 

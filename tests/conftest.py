@@ -7,23 +7,28 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import data_dir, tiny_config_dict
 from weightgen.config import config_from_dict
 
-from tests.helpers import data_dir, tiny_config_dict
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     folder = data_dir()
-    if not (folder / "mnist" / "train-images-idx3-ubyte.gz").exists() and not (
-            folder / "train-images-idx3-ubyte.gz").exists():
-        pytest.fail(f"MNIST not found at {folder}: set WEIGHTGEN_DATA to the folder with the "
-                    f"official .gz files")
+    if (
+        not (folder / "mnist" / "train-images-idx3-ubyte.gz").exists()
+        and not (folder / "train-images-idx3-ubyte.gz").exists()
+    ):
+        pytest.fail(
+            f"MNIST not found at {folder}: set WEIGHTGEN_DATA to the folder with the "
+            f"official .gz files"
+        )
     return folder
 
 
 @pytest.fixture(scope="session")
 def mnist(mnist_dir):
     from weightgen.data import load_mnist
+
     return load_mnist(mnist_dir, download=False)
 
 

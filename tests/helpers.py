@@ -11,10 +11,29 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 # report options small enough for a test: seconds, not hours
-SMALL_REPORT = ["--networks", "8", "--ensemble-size", "4", "--pca-samples", "30",
-                "--filter-samples", "4", "--path-pairs", "2", "--path-points", "4",
-                "--diversity-networks", "3", "--adversarial-images", "30",
-                "--adversarial-ensemble", "3", "--test-images", "200", "--no-progress"]
+SMALL_REPORT = [
+    "--networks",
+    "8",
+    "--ensemble-size",
+    "4",
+    "--pca-samples",
+    "30",
+    "--filter-samples",
+    "4",
+    "--path-pairs",
+    "2",
+    "--path-points",
+    "4",
+    "--diversity-networks",
+    "3",
+    "--adversarial-images",
+    "30",
+    "--adversarial-ensemble",
+    "3",
+    "--test-images",
+    "200",
+    "--no-progress",
+]
 
 
 def data_dir() -> Path:
@@ -30,12 +49,24 @@ def tiny_config_dict(**train) -> dict:
         "name": "tiny",
         "seed": 1,
         "target": {"preset": "mnist_cnn"},
-        "hypernet": {"noise_dim": 16, "code_dim": 4, "extractor_hidden": [32],
-                     "generator_hidden": [[16], [16], [16], [16]]},
+        "hypernet": {
+            "noise_dim": 16,
+            "code_dim": 4,
+            "extractor_hidden": [32],
+            "generator_hidden": [[16], [16], [16], [16]],
+        },
         "objective": {"lambda": 100.0},
-        "train": {"steps": 6, "noise_samples": 4, "images_per_network": 8, "lr": 1e-3,
-                  "validate_every": 3, "validation_networks": 4, "checkpoint_every": 3,
-                  "keep_checkpoints": 2, **train},
+        "train": {
+            "steps": 6,
+            "noise_samples": 4,
+            "images_per_network": 8,
+            "lr": 1e-3,
+            "validate_every": 3,
+            "validation_networks": 4,
+            "checkpoint_every": 3,
+            "keep_checkpoints": 2,
+            **train,
+        },
     }
 
 
@@ -47,17 +78,21 @@ def write_tiny_yaml(path: Path, **train) -> Path:
 
 def random_filters(spec, k: int, scale: float = 1.0) -> list[torch.Tensor]:
     """k random networks of a spec, weights scaled by 1/sqrt(fan-in)."""
-    return [torch.randn(k, layer.out_size, layer.filter_size) * scale / layer.filter_size ** 0.5
-            for layer in spec.layers]
+    return [
+        torch.randn(k, layer.out_size, layer.filter_size) * scale / layer.filter_size**0.5
+        for layer in spec.layers
+    ]
 
 
 def trained_hypernet(run_dir: Path):
     """The hypernetwork of a run folder's newest checkpoint (in eval mode)."""
     from weightgen.runfolder import open_run
+
     return open_run(run_dir).hypernet
 
 
 def fresh_hypernet(config):
     """The untrained hypernetwork of a config, initialised as training initialises it."""
     from weightgen.methods import build_method
+
     return build_method(config).hypernet

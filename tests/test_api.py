@@ -5,18 +5,34 @@ import torch
 from safetensors.torch import load_file
 
 import weightgen
+from tests.helpers import write_tiny_yaml
 from weightgen.cli import main
 from weightgen.errors import WeightgenError
-
-from tests.helpers import write_tiny_yaml
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, mnist_dir):
     folder = tmp_path_factory.mktemp("api")
     config = write_tiny_yaml(folder / "tiny.yaml", steps=2, checkpoint_every=2)
-    assert main(["train", "--config", str(config), "--out", str(folder / "run"), "--data-dir",
-                 str(mnist_dir), "--device", "cpu", "--no-progress", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--out",
+                str(folder / "run"),
+                "--data-dir",
+                str(mnist_dir),
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     return folder / "run"
 
 
@@ -69,7 +85,9 @@ def test_networks_files_load_too(tiny_run, tmp_path, mnist):
 
 def test_wrong_inputs_are_one_line_errors(tiny_run, mnist):
     nets = weightgen.load(tiny_run).sample(2)
-    with pytest.raises(WeightgenError, match=r"images must have shape \(B, 1, 28, 28\), got \(5, 784\)"):
+    with pytest.raises(
+        WeightgenError, match=r"images must have shape \(B, 1, 28, 28\), got \(5, 784\)"
+    ):
         nets.logits(torch.rand(5, 784))
     with pytest.raises(WeightgenError, match=r"in \[0, 1\]"):
         nets.logits(torch.rand(5, 1, 28, 28) * 255)
@@ -85,10 +103,14 @@ def test_the_readme_python_example_runs_as_written(mnist_dir, monkeypatch, capsy
     import re
 
     from tests.helpers import REPO
+
     monkeypatch.setenv("WEIGHTGEN_DATA", str(mnist_dir))
     readme = (REPO / "README.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
-                 if "pretrained:paper_lambda1e3" in b)
+    block = next(
+        b
+        for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+        if "pretrained:paper_lambda1e3" in b
+    )
     scope: dict = {}
     exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 (our own docs)
     assert scope["logits"].shape == (20, 1000, 10)

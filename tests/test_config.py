@@ -1,10 +1,8 @@
-
 import pytest
 
+from tests.helpers import REPO, tiny_config_dict
 from weightgen.config import Config, config_from_dict, load_config, save_config
 from weightgen.errors import WeightgenError
-
-from tests.helpers import REPO, tiny_config_dict
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
@@ -28,21 +26,24 @@ def test_roundtrip(tmp_path):
     assert load_config(tmp_path / "c.yaml") == config
 
 
-@pytest.mark.parametrize("patch, message", [
-    ({"train": {"stepz": 3}}, "unknown key train.stepz"),
-    ({"colour": 1}, "unknown key colour"),
-    ({"train": {"steps": "many"}}, "train.steps must be an integer"),
-    ({"train": {"steps": 1.5}}, "train.steps must be an integer"),
-    ({"train": {"lr": -1.0}}, "train.lr must be > 0"),
-    ({"train": {"noise_samples": 1}}, "train.noise_samples must be >= 2"),
-    ({"objective": {"lambda": 0}}, "objective.lambda must be > 0"),
-    ({"objective": {"gauge": "maybe"}}, "objective.gauge must be one of"),
-    ({"objective": {"entropy_metric": "l3"}}, "objective.entropy_metric must be one of"),
-    ({"train": {"adam_betas": [0.9]}}, "train.adam_betas must have 2 entries"),
-    ({"target": {"preset": "resnet"}}, "unknown target preset 'resnet'"),
-    ({"hypernet": {"generator_hidden": [[4]]}}, "generator_hidden"),
-    ({"train": 5}, "train must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"train": {"stepz": 3}}, "unknown key train.stepz"),
+        ({"colour": 1}, "unknown key colour"),
+        ({"train": {"steps": "many"}}, "train.steps must be an integer"),
+        ({"train": {"steps": 1.5}}, "train.steps must be an integer"),
+        ({"train": {"lr": -1.0}}, "train.lr must be > 0"),
+        ({"train": {"noise_samples": 1}}, "train.noise_samples must be >= 2"),
+        ({"objective": {"lambda": 0}}, "objective.lambda must be > 0"),
+        ({"objective": {"gauge": "maybe"}}, "objective.gauge must be one of"),
+        ({"objective": {"entropy_metric": "l3"}}, "objective.entropy_metric must be one of"),
+        ({"train": {"adam_betas": [0.9]}}, "train.adam_betas must have 2 entries"),
+        ({"target": {"preset": "resnet"}}, "unknown target preset 'resnet'"),
+        ({"hypernet": {"generator_hidden": [[4]]}}, "generator_hidden"),
+        ({"train": 5}, "train must be a mapping"),
+    ],
+)
 def test_bad_values_name_the_key(patch, message):
     data = tiny_config_dict()
     for key, value in patch.items():
@@ -73,16 +74,27 @@ def test_defaults_are_the_paper():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
-                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
-_values = st.recursive(_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-    max_leaves=10)
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
 _sections = ["target", "hypernet", "objective", "train"]
-_known = {"train": ["steps", "lr", "noise_samples", "adam_betas", "lr_decay", "validate_every"],
-          "objective": ["lambda", "gauge", "gamma", "entropy_metric", "entropy_dim"],
-          "hypernet": ["noise_dim", "code_dim", "generator_hidden", "leaky_slope"],
-          "target": ["preset", "layers", "input_shape"]}
+_known = {
+    "train": ["steps", "lr", "noise_samples", "adam_betas", "lr_decay", "validate_every"],
+    "objective": ["lambda", "gauge", "gamma", "entropy_metric", "entropy_dim"],
+    "hypernet": ["noise_dim", "code_dim", "generator_hidden", "leaky_slope"],
+    "target": ["preset", "layers", "input_shape"],
+}
 
 
 @st.composite

@@ -8,16 +8,18 @@ import re
 import pytest
 import torch
 
+from tests.helpers import REPO
 from weightgen.config import config_from_dict
 from weightgen.loop import train
 from weightgen.methods import METHODS
 from weightgen.runfolder import open_run
 
-from tests.helpers import REPO
-
-DIGITS_TARGET = {"layers": [
-    {"name": "conv1", "kind": "conv", "in_size": 1, "out_size": 8, "kernel_size": 3, "pool": 2},
-    {"name": "fc1", "kind": "linear", "in_size": 128, "out_size": 10, "activation": "none"}]}
+DIGITS_TARGET = {
+    "layers": [
+        {"name": "conv1", "kind": "conv", "in_size": 1, "out_size": 8, "kernel_size": 3, "pool": 2},
+        {"name": "fc1", "kind": "linear", "in_size": 128, "out_size": 10, "activation": "none"},
+    ]
+}
 
 
 @pytest.fixture
@@ -31,12 +33,21 @@ def example_method():
 
 
 def test_the_documented_method_trains_samples_and_evaluates(example_method, tmp_path):
-    config = config_from_dict({
-        "name": "cloud", "method": "gaussian_cloud", "data": {"name": "digits", "ood": None},
-        "target": DIGITS_TARGET,
-        "gaussian_cloud": {"steps": 60, "batch_size": 64, "lr": 0.02, "samples": 4},
-        "train": {"validate_every": 60, "validation_networks": 8, "checkpoint_every": 30,
-                  "log_every": 10}})
+    config = config_from_dict(
+        {
+            "name": "cloud",
+            "method": "gaussian_cloud",
+            "data": {"name": "digits", "ood": None},
+            "target": DIGITS_TARGET,
+            "gaussian_cloud": {"steps": 60, "batch_size": 64, "lr": 0.02, "samples": 4},
+            "train": {
+                "validate_every": 60,
+                "validation_networks": 8,
+                "checkpoint_every": 30,
+                "log_every": 10,
+            },
+        }
+    )
     before = METHODS["gaussian_cloud"](config)
     metrics = train(config, tmp_path / "run", device="cpu", progress=False)
     assert metrics["kind"] == "validation" and metrics["step"] == 60
@@ -48,14 +59,19 @@ def test_the_documented_method_trains_samples_and_evaluates(example_method, tmp_
     assert (tmp_path / "run" / "config.yaml").read_text().count("gaussian_cloud:") == 1
     networks = next(method.sample(5, seed=3))
     again = next(open_run(tmp_path / "run").sample(5, seed=3))
-    assert len(networks) == 5 and all(torch.equal(a, b) for a, b in
-                                      zip(networks.filters, again.filters))
+    assert len(networks) == 5 and all(
+        torch.equal(a, b) for a, b in zip(networks.filters, again.filters)
+    )
 
 
 def test_a_methods_own_section_is_checked_like_every_other(example_method):
     from weightgen.errors import WeightgenError
-    base = {"method": "gaussian_cloud", "data": {"name": "digits", "ood": None},
-            "target": DIGITS_TARGET}
+
+    base = {
+        "method": "gaussian_cloud",
+        "data": {"name": "digits", "ood": None},
+        "target": DIGITS_TARGET,
+    }
     with pytest.raises(WeightgenError, match="unknown key gaussian_cloud.sample$"):
         config_from_dict({**base, "gaussian_cloud": {"sample": 3}})
     with pytest.raises(WeightgenError, match="gaussian_cloud.lr must be a number"):

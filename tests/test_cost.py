@@ -4,6 +4,7 @@
 def test_flop_count_of_the_paper_cnn_matches_a_hand_count():
     from weightgen.cost import target_flops, training_step_flops
     from weightgen.targets import mnist_cnn
+
     conv1 = 2 * 32 * 25 * 28 * 28  # 5x5x1 kernels at every 28x28 position
     conv2 = 2 * 16 * 32 * 25 * 14 * 14
     fc1, fc2 = 2 * 8 * 784, 2 * 10 * 8
@@ -16,23 +17,24 @@ def test_flop_count_of_the_paper_cnn_matches_a_hand_count():
 def test_every_method_counts_its_passes_and_the_log_records_the_cost(mnist, tmp_path):
     import json
 
+    from tests.helpers import tiny_config_dict
     from weightgen.config import config_from_dict
     from weightgen.cost import target_flops
     from weightgen.loop import train
     from weightgen.methods import build_method
     from weightgen.targets import mnist_cnn
 
-    from tests.helpers import tiny_config_dict
-
     per_pair = sum(target_flops(mnist_cnn()))
     data = tiny_config_dict(steps=4, validate_every=100, checkpoint_every=2, log_every=2)
     hyper = config_from_dict(data)
     assert build_method(hyper).passes_per_step() == 4 * 8  # noise samples x images
-    function = config_from_dict({**data, "objective": {"lambda": 100.0, "function_weight": 0.1,
-                                                       "function_images": 5}})
+    function = config_from_dict(
+        {**data, "objective": {"lambda": 100.0, "function_weight": 0.1, "function_images": 5}}
+    )
     assert build_method(function).passes_per_step() == 4 * (8 + 5)
-    direct = config_from_dict({**data, "method": "direct",
-                               "direct": {"copies": 3, "batch_size": 7, "steps": 4}})
+    direct = config_from_dict(
+        {**data, "method": "direct", "direct": {"copies": 3, "batch_size": 7, "steps": 4}}
+    )
     assert build_method(direct).passes_per_step() == 21
     mnfg = config_from_dict({**data, "method": "mnfg", "mnfg": {"batch_size": 9, "steps": 4}})
     assert build_method(mnfg).passes_per_step() == 9

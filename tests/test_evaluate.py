@@ -1,13 +1,19 @@
 import pytest
 import torch
 
-from weightgen.data import Split
-from weightgen.evaluate import (ensemble_metrics, evaluate_networks, interleave, majority_vote,
-                                mean_probability, most_confident, predict,
-                                prediction_disagreement)
-from weightgen.targets import forward, mnist_cnn
-
 from tests.helpers import random_filters
+from weightgen.data import Split
+from weightgen.evaluate import (
+    ensemble_metrics,
+    evaluate_networks,
+    interleave,
+    majority_vote,
+    mean_probability,
+    most_confident,
+    predict,
+    prediction_disagreement,
+)
+from weightgen.targets import forward, mnist_cnn
 
 
 def test_majority_vote_breaks_ties_to_the_smallest_label():
@@ -41,9 +47,10 @@ def test_predict_in_chunks_equals_one_pass(conv_impl):
     spec = mnist_cnn()
     filters = random_filters(spec, 5)
     images = torch.rand(30, 1, 28, 28)
-    torch.testing.assert_close(predict(spec, filters, images, chunk_network_images=24,
-                                       image_chunk=8, conv_impl=conv_impl),
-                               forward(spec, filters, images, "reference"))
+    torch.testing.assert_close(
+        predict(spec, filters, images, chunk_network_images=24, image_chunk=8, conv_impl=conv_impl),
+        forward(spec, filters, images, "reference"),
+    )
 
 
 def test_disjoint_ensembles_are_averaged():
@@ -59,6 +66,7 @@ def test_disjoint_ensembles_are_averaged():
 
 def test_ood_auroc_of_each_ensemble_is_averaged():
     from weightgen.uncertainty import ood_detection
+
     spec = mnist_cnn()
     filters = random_filters(spec, 6)
     split = Split(torch.rand(30, 1, 28, 28), torch.randint(0, 10, (30,)))
@@ -68,8 +76,13 @@ def test_ood_auroc_of_each_ensemble_is_averaged():
     assert same["ood_auroc_mutual_information"] == pytest.approx(0.5, abs=1e-12)
     ood = torch.rand(25, 1, 28, 28) * 3
     result = evaluate_networks(spec, filters, split, ensemble_size=3, ood_images=ood)
-    per = [ood_detection(forward(spec, [f[g:g + 3] for f in filters], split.images),
-                         forward(spec, [f[g:g + 3] for f in filters], ood)) for g in (0, 3)]
+    per = [
+        ood_detection(
+            forward(spec, [f[g : g + 3] for f in filters], split.images),
+            forward(spec, [f[g : g + 3] for f in filters], ood),
+        )
+        for g in (0, 3)
+    ]
     for key in ("ood_auroc_predictive_entropy", "ood_auroc_mutual_information"):
         assert result[key] == pytest.approx((per[0][key] + per[1][key]) / 2, abs=1e-6)
     assert "ood_auroc_predictive_entropy" not in evaluate_networks(spec, filters, split)
@@ -101,6 +114,7 @@ def test_bfloat16_predictions_are_float32_and_close_to_float32_arithmetic():
 
 def test_unknown_precision_is_a_clear_error():
     from weightgen.errors import WeightgenError
+
     spec = mnist_cnn()
     with pytest.raises(WeightgenError, match="unknown precision 'float8'"):
         predict(spec, random_filters(spec, 1), torch.rand(2, 1, 28, 28), precision="float8")
@@ -117,11 +131,13 @@ def test_disagreement_and_ensemble_nll_against_their_definitions():
     m = ensemble_metrics(logits, labels)
     mean_probs = logits.softmax(-1).mean(0)
     assert m["ensemble_nll"] == pytest.approx(
-        -mean_probs[torch.arange(50), labels].log().mean().item(), rel=1e-5)
+        -mean_probs[torch.arange(50), labels].log().mean().item(), rel=1e-5
+    )
     same = logits[:1].expand(5, -1, -1)
     assert prediction_disagreement(same) == 0.0 and prediction_disagreement(logits[:1]) == 0.0
     assert ensemble_metrics(same, labels)["ensemble_nll"] == pytest.approx(
-        ensemble_metrics(logits[:1], labels)["cross_entropy"], rel=1e-5)
+        ensemble_metrics(logits[:1], labels)["cross_entropy"], rel=1e-5
+    )
 
 
 def test_networks_left_over_from_the_ensembles_count_in_single_figures_and_are_reported():
@@ -144,6 +160,7 @@ def test_networks_left_over_from_the_ensembles_count_in_single_figures_and_are_r
 
 def test_ensemble_size_curve_against_its_definition():
     from weightgen.evaluate import ensemble_size_curve
+
     torch.manual_seed(0)
     logits = torch.randn(10, 60, 4) * 2
     labels = torch.randint(0, 4, (60,))
@@ -156,11 +173,13 @@ def test_ensemble_size_curve_against_its_definition():
     assert rows[0]["majority_vote"]["min"] == pytest.approx(singles.min().item())
     assert rows[0]["disagreement"]["max"] == 0.0
     pair = ensemble_metrics(logits[2:4], labels)  # the second ensemble of size 2
-    votes = [ensemble_metrics(logits[i:i + 2], labels)["ensemble_majority_vote"]
-             for i in range(0, 10, 2)]
+    votes = [
+        ensemble_metrics(logits[i : i + 2], labels)["ensemble_majority_vote"]
+        for i in range(0, 10, 2)
+    ]
     assert rows[1]["majority_vote"]["mean"] == pytest.approx(sum(votes) / 5)
     assert rows[1]["majority_vote"]["max"] == pytest.approx(max(votes))
-    nlls = [ensemble_metrics(logits[i:i + 5], labels)["ensemble_nll"] for i in (0, 5)]
+    nlls = [ensemble_metrics(logits[i : i + 5], labels)["ensemble_nll"] for i in (0, 5)]
     assert rows[2]["nll"]["mean"] == pytest.approx(sum(nlls) / 2, rel=1e-5)
     assert pair["ensemble_majority_vote"] in votes
     for row in rows:
@@ -172,8 +191,14 @@ def test_evaluate_networks_adds_the_curve_of_all_networks():
     spec = mnist_cnn()
     filters = random_filters(spec, 5)
     split = Split(torch.rand(20, 1, 28, 28), torch.randint(0, 10, (20,)))
-    result = evaluate_networks(spec, filters, split, ensemble_size=2, curve_sizes=(1, 5),
-                               ood_images=torch.rand(10, 1, 28, 28))
+    result = evaluate_networks(
+        spec,
+        filters,
+        split,
+        ensemble_size=2,
+        curve_sizes=(1, 5),
+        ood_images=torch.rand(10, 1, 28, 28),
+    )
     assert [row["size"] for row in result["curve"]] == [1, 5]
     assert result["curve"][0]["majority_vote"]["mean"] == pytest.approx(result["accuracy_mean"])
     assert "ood_auroc" in result["curve"][1]

@@ -2,22 +2,33 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from tests.helpers import random_filters
 from weightgen.errors import WeightgenError
 from weightgen.exchange import load_networks, save_networks
 from weightgen.targets import forward, mnist_cnn
-
-from tests.helpers import random_filters
 
 
 def plain_paper_cnn() -> torch.nn.Sequential:
     """The paper's architecture written out by hand, as any PyTorch user would."""
     from collections import OrderedDict
+
     nn = torch.nn
-    return nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(1, 32, 5, padding=2)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(32, 16, 5, padding=2)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
-        ("flatten", nn.Flatten()), ("fc1", nn.Linear(784, 8)), ("relu3", nn.ReLU()),
-        ("fc2", nn.Linear(8, 10))]))
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv1", nn.Conv2d(1, 32, 5, padding=2)),
+                ("relu1", nn.ReLU()),
+                ("pool1", nn.MaxPool2d(2)),
+                ("conv2", nn.Conv2d(32, 16, 5, padding=2)),
+                ("relu2", nn.ReLU()),
+                ("pool2", nn.MaxPool2d(2)),
+                ("flatten", nn.Flatten()),
+                ("fc1", nn.Linear(784, 8)),
+                ("relu3", nn.ReLU()),
+                ("fc2", nn.Linear(8, 10)),
+            ]
+        )
+    )
 
 
 def test_export_loads_into_plain_pytorch_and_computes_the_same(tmp_path):
@@ -29,10 +40,16 @@ def test_export_loads_into_plain_pytorch_and_computes_the_same(tmp_path):
 
     tensors = load_file(str(path))  # no weightgen needed to read it
     assert {k: tuple(v.shape) for k, v in tensors.items()} == {
-        "conv1.weight": (3, 32, 1, 5, 5), "conv1.bias": (3, 32),
-        "conv2.weight": (3, 16, 32, 5, 5), "conv2.bias": (3, 16),
-        "fc1.weight": (3, 8, 784), "fc1.bias": (3, 8),
-        "fc2.weight": (3, 10, 8), "fc2.bias": (3, 10), "z": (3, 300)}
+        "conv1.weight": (3, 32, 1, 5, 5),
+        "conv1.bias": (3, 32),
+        "conv2.weight": (3, 16, 32, 5, 5),
+        "conv2.bias": (3, 16),
+        "fc1.weight": (3, 8, 784),
+        "fc1.bias": (3, 8),
+        "fc2.weight": (3, 10, 8),
+        "fc2.bias": (3, 10),
+        "z": (3, 300),
+    }
     x = torch.rand(7, 1, 28, 28)
     expected = forward(spec, filters, x)
     for i in range(3):
@@ -54,6 +71,7 @@ def test_roundtrip_through_the_loader(tmp_path):
 
 def _rewrite(path, mutate):
     from safetensors import safe_open
+
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata()
     tensors = load_file(str(path))
@@ -61,12 +79,15 @@ def _rewrite(path, mutate):
     save_file(tensors, str(path), metadata=metadata)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda t: t.pop("fc1.bias"), "missing tensor fc1.bias"),
-    (lambda t: t.update({"fc1.bias": torch.zeros(2, 9)}), r"fc1.bias has shape \(2, 9\)"),
-    (lambda t: t.update({"extra": torch.zeros(2)}), "unexpected tensor extra"),
-    (lambda t: t.update({"z": torch.zeros(5, 3)}), "tensor z has shape"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t: t.pop("fc1.bias"), "missing tensor fc1.bias"),
+        (lambda t: t.update({"fc1.bias": torch.zeros(2, 9)}), r"fc1.bias has shape \(2, 9\)"),
+        (lambda t: t.update({"extra": torch.zeros(2)}), "unexpected tensor extra"),
+        (lambda t: t.update({"z": torch.zeros(5, 3)}), "tensor z has shape"),
+    ],
+)
 def test_bad_files_are_refused_naming_the_key(tmp_path, mutate, message):
     path = tmp_path / "n.safetensors"
     save_networks(path, mnist_cnn(), random_filters(mnist_cnn(), 2))
@@ -89,9 +110,11 @@ def test_readme_loading_snippet_works(tmp_path, monkeypatch):
     import re
 
     from tests.helpers import REPO
+
     readme = (REPO / "docs" / "guide.md").read_text()
-    snippet = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S)
-                   if "load_file" in block)
+    snippet = next(
+        block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "load_file" in block
+    )
     spec = mnist_cnn()
     filters = random_filters(spec, 2)
     monkeypatch.chdir(tmp_path)

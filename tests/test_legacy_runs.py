@@ -17,8 +17,16 @@ RECORDED_ON = "AVX2"  # the CPU capability the expected files were sampled on
 
 CASES = {  # expected file -> arguments of `weightgen sample`
     "hypernetwork": ["hypernetwork", "-n", "5", "--seed", "7"],
-    "hypernetwork_raw_batch": ["hypernetwork", "-n", "5", "--seed", "7", "--batch-norm",
-                               "batch", "--raw"],
+    "hypernetwork_raw_batch": [
+        "hypernetwork",
+        "-n",
+        "5",
+        "--seed",
+        "7",
+        "--batch-norm",
+        "batch",
+        "--raw",
+    ],
     "mnfg": ["mnfg", "-n", "5", "--seed", "7"],
     "direct": ["direct", "-n", "3"],
 }

@@ -3,14 +3,12 @@ import json
 import pytest
 import torch
 
-from weightgen.runfolder import list_checkpoints, load_checkpoint
+from tests.helpers import fresh_hypernet, tiny_config_dict, trained_hypernet
 from weightgen.config import config_from_dict
 from weightgen.errors import WeightgenError
-from weightgen.objective import objective
 from weightgen.loop import train
-from weightgen.runfolder import open_run
-
-from tests.helpers import fresh_hypernet, tiny_config_dict, trained_hypernet
+from weightgen.objective import objective
+from weightgen.runfolder import list_checkpoints, load_checkpoint, open_run
 
 
 def read_log(run):
@@ -21,8 +19,14 @@ def read_log(run):
 def test_training_on_real_mnist_lowers_the_loss(mnist, tmp_path):
     # the paper's hypernetwork and lambda (with the tiny config's lambda = 100 the entropy
     # dominates and when the target leaves its plateau depends on rounding)
-    data = tiny_config_dict(steps=200, noise_samples=32, images_per_network=8, lr=3e-4,
-                            validate_every=1000, checkpoint_every=1000)
+    data = tiny_config_dict(
+        steps=200,
+        noise_samples=32,
+        images_per_network=8,
+        lr=3e-4,
+        validate_every=1000,
+        checkpoint_every=1000,
+    )
     del data["hypernet"]
     data["objective"]["lambda"] = 1000.0  # the paper's
     config = config_from_dict(data)
@@ -53,8 +57,14 @@ def test_run_folder_log_and_checkpoints(mnist, tmp_path):
     records = read_log(run)
     validations = [r for r in records if r["kind"] == "validation"]
     assert [r["step"] for r in validations] == [3, 6]
-    for key in ("accuracy_mean", "accuracy_min", "accuracy_max", "entropy",
-                "ensemble_majority_vote", "ensemble_mean_probability"):
+    for key in (
+        "accuracy_mean",
+        "accuracy_min",
+        "accuracy_max",
+        "entropy",
+        "ensemble_majority_vote",
+        "ensemble_mean_probability",
+    ):
         assert key in validations[-1]
     assert metrics["step"] == 6
     payload = load_checkpoint(list_checkpoints(run)[-1])
@@ -90,8 +100,7 @@ def test_resume_after_interrupt_skips_nothing(mnist, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "run", device="cpu", progress=False, data=mnist,
-              on_step=interrupt)
+        train(config, tmp_path / "run", device="cpu", progress=False, data=mnist, on_step=interrupt)
     assert list_checkpoints(tmp_path / "run")[-1].name == "step-0000004.pt"
     train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
     assert list_checkpoints(tmp_path / "run")[-1].name == "step-0000006.pt"
@@ -116,8 +125,9 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(mnist, tmp_path, capsy
 
 
 def test_non_finite_loss_stops_with_the_step(mnist, tmp_path):
-    config = config_from_dict(tiny_config_dict(steps=4, lr=1e30, checkpoint_every=1,
-                                               validate_every=100))
+    config = config_from_dict(
+        tiny_config_dict(steps=4, lr=1e30, checkpoint_every=1, validate_every=100)
+    )
     with pytest.raises(WeightgenError, match="non-finite loss at step"):
         train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
     # the checkpoints written before the fault are intact and hold finite weights
@@ -128,15 +138,32 @@ def test_non_finite_loss_stops_with_the_step(mnist, tmp_path):
 
 # ---- crash safety through the real command ---------------------------------------------------
 
+
 def _command(config_path, out, mnist_dir):
     import sys
-    return [sys.executable, "-m", "weightgen", "train", "--config", str(config_path), "--out",
-            str(out), "--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress",
-            "--threads", "1"]  # a fixed thread count: bit-for-bit reproducible
+
+    return [
+        sys.executable,
+        "-m",
+        "weightgen",
+        "train",
+        "--config",
+        str(config_path),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(mnist_dir),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]  # a fixed thread count: bit-for-bit reproducible
 
 
 def _write_config(tmp_path, **train_values):
     import yaml
+
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(tiny_config_dict(**train_values)))
     return path
@@ -144,6 +171,7 @@ def _write_config(tmp_path, **train_values):
 
 def _wait_for(path, process, timeout=120.0):
     import time
+
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert process.poll() is None, "training ended before the checkpoint appeared"
@@ -155,18 +183,24 @@ def _wait_for(path, process, timeout=120.0):
 def test_sigkill_then_rerun_is_bit_identical_to_an_uninterrupted_run(mnist_dir, tmp_path):
     import signal
     import subprocess
-    config_path = _write_config(tmp_path, steps=40, checkpoint_every=5, validate_every=20)
-    subprocess.run(_command(config_path, tmp_path / "straight", mnist_dir), check=True,
-                   capture_output=True)
 
-    process = subprocess.Popen(_command(config_path, tmp_path / "killed", mnist_dir),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config_path = _write_config(tmp_path, steps=40, checkpoint_every=5, validate_every=20)
+    subprocess.run(
+        _command(config_path, tmp_path / "straight", mnist_dir), check=True, capture_output=True
+    )
+
+    process = subprocess.Popen(
+        _command(config_path, tmp_path / "killed", mnist_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait_for(tmp_path / "killed" / "checkpoints" / "step-0000015.pt", process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert list_checkpoints(tmp_path / "killed")[-1].name != "step-0000040.pt"
-    subprocess.run(_command(config_path, tmp_path / "killed", mnist_dir), check=True,
-                   capture_output=True)
+    subprocess.run(
+        _command(config_path, tmp_path / "killed", mnist_dir), check=True, capture_output=True
+    )
 
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-0000040.pt")
     b = load_checkpoint(tmp_path / "killed" / "checkpoints" / "step-0000040.pt")
@@ -174,8 +208,9 @@ def test_sigkill_then_rerun_is_bit_identical_to_an_uninterrupted_run(mnist_dir, 
         assert torch.equal(tensor, b["model"][name]), name
     for key, state in a["optimizer"]["state"].items():
         for name, value in state.items():
-            assert torch.equal(torch.as_tensor(value), torch.as_tensor(
-                b["optimizer"]["state"][key][name])), (key, name)
+            assert torch.equal(
+                torch.as_tensor(value), torch.as_tensor(b["optimizer"]["state"][key][name])
+            ), (key, name)
     # the log holds each step once, as if nothing had happened
     steps = [r["step"] for r in read_log(tmp_path / "killed") if r["kind"] == "train"]
     assert steps == [r["step"] for r in read_log(tmp_path / "straight") if r["kind"] == "train"]
@@ -186,12 +221,16 @@ def test_sigkill_then_rerun_is_bit_identical_to_an_uninterrupted_run(mnist_dir, 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(mnist_dir, tmp_path):
     import signal
     import subprocess
-    config_path = _write_config(tmp_path, steps=100000, checkpoint_every=1000,
-                                validate_every=1000)
+
+    config_path = _write_config(tmp_path, steps=100000, checkpoint_every=1000, validate_every=1000)
     # SIGINT's default action even where the suite runs in a background job (which ignores it)
-    process = subprocess.Popen(_command(config_path, tmp_path / "run", mnist_dir),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        _command(config_path, tmp_path / "run", mnist_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     _wait_for(tmp_path / "run" / "metrics.jsonl", process)  # training steps are running
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
@@ -203,6 +242,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(mnist_dir, tmp_path):
 
 def test_full_disk_is_reported_and_earlier_checkpoints_survive(mnist, tmp_path, monkeypatch):
     import errno
+
     config = config_from_dict(tiny_config_dict(steps=4, checkpoint_every=2, validate_every=100))
     train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
     good = list_checkpoints(tmp_path / "run")[-1].read_bytes()
@@ -222,15 +262,24 @@ def test_unwritable_run_folder_is_a_clean_error(mnist, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(WeightgenError, match="cannot create run folder"):
-        train(config_from_dict(tiny_config_dict()), blocker / "run", device="cpu",
-              progress=False, data=mnist)
+        train(
+            config_from_dict(tiny_config_dict()),
+            blocker / "run",
+            device="cpu",
+            progress=False,
+            data=mnist,
+        )
 
 
 def test_function_space_and_canonical_terms_train_and_log(mnist, tmp_path):
     data = tiny_config_dict(steps=20, validate_every=100, checkpoint_every=100)
     train(config_from_dict(data), tmp_path / "plain", device="cpu", progress=False, data=mnist)
-    data["objective"] = {"lambda": 100.0, "function_weight": 1.0, "function_images": 4,
-                         "canonical_permutation": True}
+    data["objective"] = {
+        "lambda": 100.0,
+        "function_weight": 1.0,
+        "function_images": 4,
+        "canonical_permutation": True,
+    }
     train(config_from_dict(data), tmp_path / "run", device="cpu", progress=False, data=mnist)
     records = [r for r in read_log(tmp_path / "run") if r["kind"] == "train"]
     assert records and all(torch.isfinite(torch.tensor(r["function_entropy"])) for r in records)
@@ -242,6 +291,7 @@ def test_function_space_and_canonical_terms_train_and_log(mnist, tmp_path):
 
 def test_a_run_folder_from_before_new_config_keys_resumes(mnist, tmp_path):
     import yaml
+
     config = config_from_dict(tiny_config_dict(steps=3))
     train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
     path = tmp_path / "run" / "config.yaml"
@@ -255,6 +305,7 @@ def test_a_run_folder_from_before_new_config_keys_resumes(mnist, tmp_path):
 
 def test_batch_statistics_sampling_uses_each_batch_and_leaves_running_statistics(mnist, tmp_path):
     from weightgen.methods.hypernetwork import generate
+
     config = config_from_dict(tiny_config_dict(steps=3))
     train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
     g = trained_hypernet(tmp_path / "run")
@@ -276,6 +327,7 @@ def test_batch_statistics_sampling_uses_each_batch_and_leaves_running_statistics
 
 def test_an_update_that_makes_the_weights_non_finite_stops_before_any_checkpoint():
     from weightgen.loop import descend
+
     weight = torch.nn.Parameter(torch.ones(3))
     optimizer = torch.optim.SGD([weight], lr=1e38)
     with pytest.raises(WeightgenError, match="update of step 5 made the weights non-finite"):

@@ -1,9 +1,9 @@
 import torch
 
+from weightgen.entropy import kl_entropy
 from weightgen.models.hypernet import HyperNetwork
 from weightgen.objective import ObjectiveConfig, objective
 from weightgen.symmetry import gauge_fix, gauge_penalty
-from weightgen.entropy import kl_entropy
 from weightgen.targets import forward, mnist_cnn
 
 
@@ -38,8 +38,9 @@ def test_soft_gauge_adds_gamma_times_penalty_and_uses_raw_weights():
     penalty = gauge_penalty(g.spec, filters).mean()
     torch.testing.assert_close(terms.gauge_penalty, penalty.detach(), rtol=1e-5, atol=1e-3)
     h = kl_entropy(g.spec.flatten(filters), "l1", dim=300)
-    torch.testing.assert_close(terms.loss, 10.0 * terms.cross_entropy - h + 0.5 * penalty,
-                               rtol=1e-5, atol=1e-2)
+    torch.testing.assert_close(
+        terms.loss, 10.0 * terms.cross_entropy - h + 0.5 * penalty, rtol=1e-5, atol=1e-2
+    )
 
 
 def test_objective_backpropagates_to_every_parameter():
@@ -67,11 +68,22 @@ def test_function_entropy_does_not_depend_on_the_gauge():
     """Scaling and logit-shift symmetries leave the networks' functions, hence the term, alone."""
     g, z, images, labels = setup(k=5)
     shared = torch.rand(4, 1, 28, 28)
-    exact = objective(g, z, images, labels, ObjectiveConfig(function_weight=1.0, function_images=4),
-                      shared_images=shared)
-    raw = objective(g, z, images, labels,
-                    ObjectiveConfig(gauge="none", function_weight=1.0, function_images=4),
-                    shared_images=shared)
+    exact = objective(
+        g,
+        z,
+        images,
+        labels,
+        ObjectiveConfig(function_weight=1.0, function_images=4),
+        shared_images=shared,
+    )
+    raw = objective(
+        g,
+        z,
+        images,
+        labels,
+        ObjectiveConfig(gauge="none", function_weight=1.0, function_images=4),
+        shared_images=shared,
+    )
     torch.testing.assert_close(exact.function_entropy, raw.function_entropy, rtol=1e-4, atol=1e-3)
     # the weight entropy, in contrast, sees the gauge
     assert abs(exact.entropy - raw.entropy) > 1.0

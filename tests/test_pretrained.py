@@ -9,14 +9,13 @@ import pytest
 import torch
 import yaml
 
+from tests.helpers import REPO
 from weightgen import pretrained
 from weightgen.cli import main
 from weightgen.data import load_dataset
 from weightgen.errors import WeightgenError
 from weightgen.evaluate import ensemble_metrics, predict
 from weightgen.runfolder import open_run, saved_config
-
-from tests.helpers import REPO
 
 LEGACY = REPO / "tests" / "data" / "legacy_runs" / "hypernetwork"
 
@@ -26,8 +25,12 @@ def test_an_exported_generator_samples_the_networks_of_its_run(tmp_path, monkeyp
     run = tmp_path / "run"
     shutil.copytree(LEGACY, run)
     method = open_run(run)
-    pretrained.export(method.module.state_dict(), yaml.safe_dump(saved_config(run)),
-                      {"step": method.step}, pretrained.FOLDER / "tiny")
+    pretrained.export(
+        method.module.state_dict(),
+        yaml.safe_dump(saved_config(run)),
+        {"step": method.step},
+        pretrained.FOLDER / "tiny",
+    )
     assert pretrained.available() == ["tiny"]
     assert not any(p.suffix == ".pt" for p in (pretrained.FOLDER / "tiny").iterdir())
     shipped = open_run("pretrained:tiny")
@@ -40,6 +43,7 @@ def test_an_exported_generator_samples_the_networks_of_its_run(tmp_path, monkeyp
     out = tmp_path / "nets.safetensors"
     assert main(["sample", "pretrained:tiny", "-n", "3", "-o", str(out), "--threads", "1"]) == 0
     import weightgen
+
     assert len(weightgen.load("pretrained:tiny").sample(3)) == 3
 
 
@@ -56,18 +60,22 @@ def test_a_shipped_generator_reproduces_its_card(name, mnist_dir):
     subset = card["test_subset"]
     test = load_dataset(method.config.data, mnist_dir, download=False).test
     nets = next(method.sample(subset["networks"], seed=subset["seed"], chunk=subset["networks"]))
-    got = ensemble_metrics(predict(method.spec, nets.filters, test.images[:subset["images"]]),
-                           test.labels[:subset["images"]])
+    got = ensemble_metrics(
+        predict(method.spec, nets.filters, test.images[: subset["images"]]),
+        test.labels[: subset["images"]],
+    )
     # the same networks up to float rounding on another CPU: a few images at most flip
     assert got["accuracy_mean"] == pytest.approx(subset["accuracy_mean"], abs=0.002)
-    assert got["ensemble_majority_vote"] == pytest.approx(subset["ensemble_majority_vote"],
-                                                          abs=0.002)
+    assert got["ensemble_majority_vote"] == pytest.approx(
+        subset["ensemble_majority_vote"], abs=0.002
+    )
     assert card["test"]["images"] == len(test) and card["test"]["networks"] == 200
 
 
 @pytest.mark.parametrize("name", pretrained.available())
 def test_a_shipped_generators_card_states_its_counted_training_cost(name):
     from weightgen.cost import target_flops
+
     card = pretrained.card(pretrained.FOLDER / name)
     method = open_run(f"pretrained:{name}")
     tc = method.config.train

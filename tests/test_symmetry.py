@@ -1,8 +1,13 @@
 import pytest
 import torch
 
-from weightgen.symmetry import (gauge_fix, gauge_penalty, permute_filters, scale_filters,
-                                shift_logits)
+from weightgen.symmetry import (
+    gauge_fix,
+    gauge_penalty,
+    permute_filters,
+    scale_filters,
+    shift_logits,
+)
 from weightgen.targets import forward, mnist_cnn, mnist_mlp
 
 SPECS = {"cnn": mnist_cnn(), "mlp": mnist_mlp((24, 12))}
@@ -10,8 +15,11 @@ SPECS = {"cnn": mnist_cnn(), "mlp": mnist_mlp((24, 12))}
 
 def filters_for(spec, k=3):
     torch.manual_seed(1)
-    return [torch.randn(k, layer.out_size, layer.filter_size, dtype=torch.float64)
-            / layer.filter_size ** 0.5 for layer in spec.layers]
+    return [
+        torch.randn(k, layer.out_size, layer.filter_size, dtype=torch.float64)
+        / layer.filter_size**0.5
+        for layer in spec.layers
+    ]
 
 
 def run(spec, filters, x):
@@ -19,8 +27,9 @@ def run(spec, filters, x):
 
 
 def random_scales(spec, filters, index):
-    return torch.exp(torch.randn(filters[index].shape[0], spec.layers[index].out_size,
-                                 dtype=torch.float64))
+    return torch.exp(
+        torch.randn(filters[index].shape[0], spec.layers[index].out_size, dtype=torch.float64)
+    )
 
 
 @pytest.fixture(params=list(SPECS))
@@ -58,9 +67,12 @@ def test_gauge_keeps_probabilities_and_meets_the_constraints(case):
     torch.testing.assert_close(run(spec, fixed, x).softmax(-1), run(spec, filters, x).softmax(-1))
     for layer, mat in zip(spec.layers[:-1], fixed[:-1]):
         # Σ_k θ² = n_{l,i} for every filter (section 2.2)
-        torch.testing.assert_close(mat.square().sum(-1),
-                                   torch.full(mat.shape[:2], float(layer.filter_size),
-                                              dtype=mat.dtype), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(
+            mat.square().sum(-1),
+            torch.full(mat.shape[:2], float(layer.filter_size), dtype=mat.dtype),
+            rtol=1e-6,
+            atol=1e-6,
+        )
     torch.testing.assert_close(fixed[-1][..., -1].sum(-1), torch.zeros(3, dtype=torch.float64))
     # the exact gauge satisfies the soft one: 𝒢(S(θ)) ≈ 0 (eq. 8)
     assert gauge_penalty(spec, fixed).abs().max() < 1e-8
@@ -79,8 +91,7 @@ def test_gauge_is_invariant_to_scaling_and_logit_shift(case):
     reference = gauge_fix(spec, filters)
     transformed = shift_logits(filters, 2.5)
     for index in range(len(spec.layers) - 1):
-        transformed = scale_filters(spec, transformed, index,
-                                    random_scales(spec, filters, index))
+        transformed = scale_filters(spec, transformed, index, random_scales(spec, filters, index))
     for a, b in zip(gauge_fix(spec, transformed), reference):
         torch.testing.assert_close(a, b)
 
@@ -122,8 +133,11 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
 SMALL = mnist_mlp((3, 2))  # 784 -> 3 -> 2 -> 10: small enough to draw every weight
-_weights = arrays("float64", (SMALL.num_weights,), elements=st.one_of(
-    st.just(0.0), st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)))
+_weights = arrays(
+    "float64",
+    (SMALL.num_weights,),
+    elements=st.one_of(st.just(0.0), st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)),
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -143,17 +157,19 @@ def test_per_network_permutations_match_one_network_at_a_time():
     orders = torch.stack([torch.randperm(32) for _ in range(3)])  # (K, out)
     together = permute_filters(spec, filters, 0, orders)
     for k in range(3):
-        alone = permute_filters(spec, [f[k:k + 1] for f in filters], 0, orders[k])
+        alone = permute_filters(spec, [f[k : k + 1] for f in filters], 0, orders[k])
         for a, b in zip(together, alone):
-            torch.testing.assert_close(a[k:k + 1], b, rtol=0, atol=0)
+            torch.testing.assert_close(a[k : k + 1], b, rtol=0, atol=0)
 
 
 def test_canonical_order_is_invariant_to_filter_permutations_and_keeps_the_function():
     from weightgen.symmetry import canonical_order
     from weightgen.targets import forward
+
     spec = mnist_cnn()
-    filters = gauge_fix(spec, [torch.randn(4, layer.out_size, layer.filter_size)
-                               for layer in spec.layers])
+    filters = gauge_fix(
+        spec, [torch.randn(4, layer.out_size, layer.filter_size) for layer in spec.layers]
+    )
     moved = filters
     for index in range(len(spec.layers) - 1):
         orders = torch.stack([torch.randperm(spec.layers[index].out_size) for _ in range(4)])
@@ -162,5 +178,9 @@ def test_canonical_order_is_invariant_to_filter_permutations_and_keeps_the_funct
     for a, b in zip(canonical_order(spec, moved), canonical_order(spec, filters)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     x = torch.rand(5, 1, 28, 28)
-    torch.testing.assert_close(forward(spec, canonical_order(spec, filters), x),
-                               forward(spec, filters, x), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        forward(spec, canonical_order(spec, filters), x),
+        forward(spec, filters, x),
+        rtol=1e-4,
+        atol=1e-4,
+    )

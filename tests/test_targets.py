@@ -1,10 +1,16 @@
 import pytest
 import torch
 
-from weightgen.errors import WeightgenError
 from tests.helpers import random_filters
-from weightgen.targets import (LayerSpec, TargetSpec, forward, mnist_cnn, mnist_mlp,
-                               reference_forward)
+from weightgen.errors import WeightgenError
+from weightgen.targets import (
+    LayerSpec,
+    TargetSpec,
+    forward,
+    mnist_cnn,
+    mnist_mlp,
+    reference_forward,
+)
 
 
 def test_paper_cnn_has_20018_weights_in_table1_layout():
@@ -13,10 +19,15 @@ def test_paper_cnn_has_20018_weights_in_table1_layout():
     assert [layer.num_weights for layer in spec.layers] == [832, 12816, 6280, 90]
     assert [layer.filter_size for layer in spec.layers] == [26, 801, 785, 9]
     assert dict(spec.state_dict_shapes()) == {
-        "conv1.weight": (32, 1, 5, 5), "conv1.bias": (32,),
-        "conv2.weight": (16, 32, 5, 5), "conv2.bias": (16,),
-        "fc1.weight": (8, 784), "fc1.bias": (8,),
-        "fc2.weight": (10, 8), "fc2.bias": (10,)}
+        "conv1.weight": (32, 1, 5, 5),
+        "conv1.bias": (32,),
+        "conv2.weight": (16, 32, 5, 5),
+        "conv2.bias": (16,),
+        "fc1.weight": (8, 784),
+        "fc1.bias": (8,),
+        "fc2.weight": (10, 8),
+        "fc2.bias": (10,),
+    }
 
 
 def test_module_of_spec_has_same_parameter_count():
@@ -46,7 +57,9 @@ def test_forward_gradients_match_reference():
     x = torch.rand(2, 4, 1, 28, 28)
     grads = {}
     for impl in ("grouped", "per_network", None):
-        out = reference_forward(spec, filters, x) if impl is None else forward(spec, filters, x, impl)
+        out = (
+            reference_forward(spec, filters, x) if impl is None else forward(spec, filters, x, impl)
+        )
         grads[impl] = torch.autograd.grad(out.square().sum(), filters)
     for impl in ("grouped", "per_network"):
         for g, ref in zip(grads[impl], grads[None]):
@@ -75,5 +88,10 @@ def test_bad_specs_are_refused_with_the_layer_named():
     with pytest.raises(WeightgenError, match="last layer"):
         TargetSpec((1, 28, 28), (LayerSpec("fc1", "linear", 784, 10),))
     with pytest.raises(WeightgenError, match="odd kernel_size"):
-        TargetSpec((1, 28, 28), (LayerSpec("c", "conv", 1, 4, kernel_size=4),
-                                 LayerSpec("f", "linear", 4 * 28 * 28, 10, activation="none")))
+        TargetSpec(
+            (1, 28, 28),
+            (
+                LayerSpec("c", "conv", 1, 4, kernel_size=4),
+                LayerSpec("f", "linear", 4 * 28 * 28, 10, activation="none"),
+            ),
+        )

@@ -3,8 +3,13 @@ import math
 import pytest
 import torch
 
-from weightgen.uncertainty import (calibration, mutual_information, ood_auroc,
-                                            predictive_entropy, uncertainty_report)
+from weightgen.uncertainty import (
+    calibration,
+    mutual_information,
+    ood_auroc,
+    predictive_entropy,
+    uncertainty_report,
+)
 
 
 def test_identical_distributions_give_auroc_one_half():
@@ -19,7 +24,7 @@ def test_calibration_closed_forms():
     probs = torch.tensor([[0.8, 0.2], [0.4, 0.6], [0.1, 0.9], [0.3, 0.7]])
     result = calibration(probs, labels, bins=10)
     nll = -(math.log(0.8) + math.log(0.6) + math.log(0.9) + math.log(0.3)) / 4
-    brier = ((0.2 ** 2 * 2) + (0.4 ** 2 * 2) + (0.1 ** 2 * 2) + (0.7 ** 2 * 2)) / 4
+    brier = ((0.2**2 * 2) + (0.4**2 * 2) + (0.1**2 * 2) + (0.7**2 * 2)) / 4
     # ECE: bins of confidence 0.8, 0.6, 0.9, 0.7 -> |acc - conf| = .2, .4, .1, .7
     assert result["nll"] == pytest.approx(nll, rel=1e-6)
     assert result["brier"] == pytest.approx(brier, rel=1e-6)

@@ -12,19 +12,30 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.2.0"  # the only place the version is written (pyproject reads it)
 
 _HOME = {  # public name -> the module that defines it
-    "Generator": "api", "load": "api",
-    "Config": "config", "load_config": "config",
-    "DATASETS": "data", "Dataset": "data", "load_dataset": "data",
+    "Generator": "api",
+    "load": "api",
+    "Config": "config",
+    "load_config": "config",
+    "DATASETS": "data",
+    "Dataset": "data",
+    "load_dataset": "data",
     "kl_entropy": "entropy",
     "WeightgenError": "errors",
-    "load_networks": "exchange", "save_networks": "exchange",
-    "HypernetConfig": "models.hypernet", "HyperNetwork": "models.hypernet",
+    "load_networks": "exchange",
+    "save_networks": "exchange",
+    "HypernetConfig": "models.hypernet",
+    "HyperNetwork": "models.hypernet",
     "train": "loop",
-    "METHODS": "methods", "Method": "methods",
+    "METHODS": "methods",
+    "Method": "methods",
     "GeneratedNetworks": "networks",
-    "gauge_fix": "symmetry", "gauge_penalty": "symmetry",
-    "LayerSpec": "targets", "TargetSpec": "targets", "forward": "targets",
-    "mnist_cnn": "targets", "mnist_mlp": "targets",
+    "gauge_fix": "symmetry",
+    "gauge_penalty": "symmetry",
+    "LayerSpec": "targets",
+    "TargetSpec": "targets",
+    "forward": "targets",
+    "mnist_cnn": "targets",
+    "mnist_mlp": "targets",
 }
 
 __all__ = sorted(_HOME)
@@ -36,9 +47,9 @@ if TYPE_CHECKING:
     from .entropy import kl_entropy
     from .errors import WeightgenError
     from .exchange import load_networks, save_networks
-    from .models.hypernet import HypernetConfig, HyperNetwork
     from .loop import train
     from .methods import METHODS, Method
+    from .models.hypernet import HypernetConfig, HyperNetwork
     from .networks import GeneratedNetworks
     from .symmetry import gauge_fix, gauge_penalty
     from .targets import LayerSpec, TargetSpec, forward, mnist_cnn, mnist_mlp

@@ -1,18 +1,18 @@
 """The Python entry point for trained runs and networks files.
 
-    import weightgen
-    gen = weightgen.load("runs/paper_lambda1e3")   # any method's run folder, or a networks file
-    nets = gen.sample(10, seed=0)                  # the networks `weightgen sample -n 10` writes
-    nets.logits(images)                            # (10, B, classes), batched
-    module = nets.module(3)                        # a plain torch.nn.Module with network 3
-    nets.metrics(images, labels)                   # accuracy, NLL, ECE of members and ensemble
-    for nets in gen.stream(1_000_000, chunk=10_000): ...   # bounded memory
+import weightgen
+gen = weightgen.load("runs/paper_lambda1e3")   # any method's run folder, or a networks file
+nets = gen.sample(10, seed=0)                  # the networks `weightgen sample -n 10` writes
+nets.logits(images)                            # (10, B, classes), batched
+module = nets.module(3)                        # a plain torch.nn.Module with network 3
+nets.metrics(images, labels)                   # accuracy, NLL, ECE of members and ensemble
+for nets in gen.stream(1_000_000, chunk=10_000): ...   # bounded memory
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -30,16 +30,28 @@ class Generator:
     """Networks from a run folder of any method (hypernetwork, MNFG, direct) or from an
     exchange file, drawn as ``weightgen sample`` draws them."""
 
-    def __init__(self, source: str | Path, device: str = "cpu", gauge: bool = True,
-                 batch_norm: str = "running", step: int | str | None = None):
-        check_argument(isinstance(device, (str, torch.device)), f"device must be a string "
-                       f"such as 'cpu' or 'cuda', got {type(device).__name__}")
+    def __init__(
+        self,
+        source: str | Path,
+        device: str = "cpu",
+        gauge: bool = True,
+        batch_norm: str = "running",
+        step: int | str | None = None,
+    ):
+        check_argument(
+            isinstance(device, (str, torch.device)),
+            f"device must be a string such as 'cpu' or 'cuda', got {type(device).__name__}",
+        )
         try:
             device = str(resolve_device(str(device)))
         except WeightgenError as err:
             raise ArgumentError(str(err).replace("--device", "device", 1)) from None
-        self.source, self.device, self.gauge, self.batch_norm = pretrained.resolve(source), \
-            device, gauge, batch_norm
+        self.source, self.device, self.gauge, self.batch_norm = (
+            pretrained.resolve(source),
+            device,
+            gauge,
+            batch_norm,
+        )
         self.method: Method | None = None
         if self.source.is_dir():
             self.method = open_run(self.source, device, step)
@@ -48,8 +60,9 @@ class Generator:
             self.method.check_batch_norm(batch_norm)
             self.spec = self.method.spec
         elif step is not None:
-            raise WeightgenError(f"{source}: step= chooses a checkpoint of a run folder; a "
-                                 f"networks file has none")
+            raise WeightgenError(
+                f"{source}: step= chooses a checkpoint of a run folder; a networks file has none"
+            )
         else:
             self.networks = load_networks(source)
             self.spec = self.networks.spec
@@ -58,22 +71,26 @@ class Generator:
         """n networks; the same as ``weightgen sample SOURCE -n n --seed seed`` writes (a
         networks file or a direct run holds fixed networks: the first n)."""
         _check_count(n, "n")
-        require(n * self.spec.num_weights * 4 * 2, f"sampling {n:,} networks at once",
-                "sample fewer, or use stream() to take them in chunks")
+        require(
+            n * self.spec.num_weights * 4 * 2,
+            f"sampling {n:,} networks at once",
+            "sample fewer, or use stream() to take them in chunks",
+        )
         parts = list(self.stream(n, chunk=n, seed=seed))
         z = None if parts[0].z is None else torch.cat([p.z for p in parts])
-        return GeneratedNetworks(self.spec, [torch.cat(layer) for layer in
-                                             zip(*(p.filters for p in parts))], z)
+        return GeneratedNetworks(
+            self.spec, [torch.cat(layer) for layer in zip(*(p.filters for p in parts))], z
+        )
 
-    def stream(self, n: int, chunk: int = 10_000, seed: int = 0
-               ) -> Iterator[GeneratedNetworks]:
+    def stream(self, n: int, chunk: int = 10_000, seed: int = 0) -> Iterator[GeneratedNetworks]:
         """The n networks of :meth:`sample`, ``chunk`` at a time (memory bounded by the chunk
         for a hypernetwork); the same networks, bit for bit, whatever the chunk."""
         _check_count(n, "n")
         _check_count(chunk, "chunk")
-        check_argument(isinstance(seed, int) and not isinstance(seed, bool) and
-                       0 <= seed < 2 ** 63, f"seed must be a whole number in 0..2**63-1, got "
-                                            f"{seed!r}")
+        check_argument(
+            isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63,
+            f"seed must be a whole number in 0..2**63-1, got {seed!r}",
+        )
         if self.method is not None:
             yield from self.method.sample(n, seed, chunk, self.gauge, self.batch_norm)
             return
@@ -81,17 +98,25 @@ class Generator:
         if n > fixed[0].shape[0]:
             raise WeightgenError(f"{self.source} holds {fixed[0].shape[0]} networks, not {n}")
         for lo in range(0, n, chunk):
-            yield GeneratedNetworks(self.spec, [f[lo:min(lo + chunk, n)].to(self.device)
-                                                for f in fixed])
+            yield GeneratedNetworks(
+                self.spec, [f[lo : min(lo + chunk, n)].to(self.device) for f in fixed]
+            )
 
 
 def _check_count(value: object, name: str) -> None:
-    check_argument(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                   f"{name} must be a whole number >= 1, got {value!r}")
+    check_argument(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+        f"{name} must be a whole number >= 1, got {value!r}",
+    )
 
 
-def load(source: str | Path, device: str = "cpu", gauge: bool = True,
-         batch_norm: str = "running", step: int | str | None = None) -> Generator:
+def load(
+    source: str | Path,
+    device: str = "cpu",
+    gauge: bool = True,
+    batch_norm: str = "running",
+    step: int | str | None = None,
+) -> Generator:
     """A :class:`Generator` for a run folder (any method; checkpoint ``step``: a step number,
     ``"best"`` by validation majority vote, or None for the newest), a shipped generator
     (``"pretrained:NAME"``, :func:`weightgen.pretrained.available`) or a networks file."""

@@ -18,7 +18,7 @@ import platform
 import resource
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -51,29 +51,34 @@ def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 6)
     peak, against which the training step's rate is read."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
-    return _rate(lambda: torch.mm(a, b), 2 * size ** 3 / 1e9, repeats)
+    return _rate(lambda: torch.mm(a, b), 2 * size**3 / 1e9, repeats)
 
 
-def training_rates(spec: TargetSpec, device: torch.device, noise_samples: int,
-                   images_per_network: int, steps: int, reference: bool = True,
-                   precision: str = "float32") -> tuple[float, float | None]:
+def training_rates(
+    spec: TargetSpec,
+    device: torch.device,
+    noise_samples: int,
+    images_per_network: int,
+    steps: int,
+    reference: bool = True,
+    precision: str = "float32",
+) -> tuple[float, float | None]:
     """Steps per second of the batched and (if ``reference``) of the reference training step;
     ``precision`` "bfloat16" runs the target networks under autocast (mixed precision)."""
     hypernet = HyperNetwork(spec).to(device).train()
     optimizer = torch.optim.Adam(hypernet.parameters(), lr=1e-4)
     z = hypernet.sample_noise(noise_samples)
     images = torch.rand(noise_samples, images_per_network, *spec.input_shape, device=device)
-    labels = torch.randint(0, spec.num_classes, (noise_samples, images_per_network),
-                           device=device)
+    labels = torch.randint(0, spec.num_classes, (noise_samples, images_per_network), device=device)
     cfg = ObjectiveConfig()
 
     def step(conv_impl: str | None) -> Callable[[], None]:
         def run() -> None:
-            terms = objective(hypernet, z, images, labels, cfg, conv_impl,
-                              precision=precision)
+            terms = objective(hypernet, z, images, labels, cfg, conv_impl, precision=precision)
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
             optimizer.step()
+
         return run
 
     fast = _rate(step(None), 1, steps)
@@ -81,8 +86,9 @@ def training_rates(spec: TargetSpec, device: torch.device, noise_samples: int,
 
 
 @torch.no_grad()
-def evaluation_rates(spec: TargetSpec, device: torch.device, networks: int, images: int,
-                     reference: bool = True) -> tuple[float, float, float | None]:
+def evaluation_rates(
+    spec: TargetSpec, device: torch.device, networks: int, images: int, reference: bool = True
+) -> tuple[float, float, float | None]:
     """Network-images per second of ``predict`` (float32, then bfloat16) and (if
     ``reference``) of a loop of torch.nn modules."""
     hypernet = HyperNetwork(spec).to(device).eval()
@@ -102,26 +108,40 @@ def evaluation_rates(spec: TargetSpec, device: torch.device, networks: int, imag
         for module in modules:
             module(x)
 
-    return (_rate(fast("float32"), networks * images, 2),
-            _rate(fast("bfloat16"), networks * images, 2),
-            _rate(loop, networks * images, 1) if reference else None)
+    return (
+        _rate(fast("float32"), networks * images, 2),
+        _rate(fast("bfloat16"), networks * images, 2),
+        _rate(loop, networks * images, 1) if reference else None,
+    )
 
 
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+        return torch.cuda.max_memory_allocated(device) / 2**20
     kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kilobytes / (2 ** 20 if sys.platform == "darwin" else 2 ** 10)
+    return kilobytes / (2**20 if sys.platform == "darwin" else 2**10)
 
 
-def run_bench(device: torch.device, steps: int = 5, noise_samples: int = 32,
-              images_per_network: int = 32, networks: int = 16, images: int = 2000) -> dict:
+def run_bench(
+    device: torch.device,
+    steps: int = 5,
+    noise_samples: int = 32,
+    images_per_network: int = 32,
+    networks: int = 16,
+    images: int = 2000,
+) -> dict:
     spec = mnist_cnn()
     torch.manual_seed(0)
-    train_fast, train_ref = training_rates(spec, device, noise_samples, images_per_network,
-                                           steps)
-    train_bf16, _ = training_rates(spec, device, noise_samples, images_per_network, steps,
-                                   reference=False, precision="bfloat16")
+    train_fast, train_ref = training_rates(spec, device, noise_samples, images_per_network, steps)
+    train_bf16, _ = training_rates(
+        spec,
+        device,
+        noise_samples,
+        images_per_network,
+        steps,
+        reference=False,
+        precision="bfloat16",
+    )
     step_gflop = training_step_flops(spec, noise_samples, images_per_network) / 1e9
     peak = matmul_peak_gflops(device)
     eval_fast, eval_bf16, eval_ref = evaluation_rates(spec, device, networks, images)
@@ -140,9 +160,15 @@ def run_bench(device: torch.device, steps: int = 5, noise_samples: int = 32,
         "eval_speedup": eval_fast / eval_ref,
         "eval_net_images_per_s_bfloat16": eval_bf16,
         "peak_memory_mb": _peak_memory_mb(device),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
-        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "torch": torch.__version__,
-        "config": {"noise_samples": noise_samples, "images_per_network": images_per_network,
-                   "steps": steps, "networks": networks, "images": images},
+        "config": {
+            "noise_samples": noise_samples,
+            "images_per_network": images_per_network,
+            "steps": steps,
+            "networks": networks,
+            "images": images,
+        },
     }

@@ -22,8 +22,8 @@ import yaml
 from .data import DataConfig, input_shape
 from .errors import WeightgenError, check_config
 from .fileio import atomic_write_text
-from .models.hypernet import HypernetConfig, default_generator_hidden
 from .methods import METHODS
+from .models.hypernet import HypernetConfig, default_generator_hidden
 from .objective import ObjectiveConfig
 from .targets import TargetSpec, preset
 
@@ -39,8 +39,9 @@ class TargetConfig:
     def build(self, data_shape: tuple[int, ...] = (1, 28, 28)) -> TargetSpec:
         """The spec; a layer-by-layer target without ``input_shape`` reads ``data_shape``."""
         if self.layers is not None:
-            return TargetSpec.from_dict({"input_shape": self.input_shape or data_shape,
-                                         "layers": list(self.layers)})
+            return TargetSpec.from_dict(
+                {"input_shape": self.input_shape or data_shape, "layers": list(self.layers)}
+            )
         if self.preset is None:
             raise WeightgenError("config: target needs a preset or layers")
         return preset(self.preset)
@@ -68,13 +69,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_config(self.steps >= 0, "train.steps", "must be >= 0")
-        check_config(self.noise_samples >= 2, "train.noise_samples",
-                 "must be >= 2 (the entropy needs nearest neighbours)")
+        check_config(
+            self.noise_samples >= 2,
+            "train.noise_samples",
+            "must be >= 2 (the entropy needs nearest neighbours)",
+        )
         check_config(self.images_per_network >= 1, "train.images_per_network", "must be >= 1")
         check_config(self.lr > 0, "train.lr", "must be > 0")
         check_config(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
-        check_config(all(0 <= b < 1 for b in self.adam_betas), "train.adam_betas",
-                 "must be in [0, 1)")
+        check_config(
+            all(0 <= b < 1 for b in self.adam_betas), "train.adam_betas", "must be in [0, 1)"
+        )
         check_config(self.adam_eps > 0, "train.adam_eps", "must be > 0")
         check_config(self.validate_every >= 1, "train.validate_every", "must be >= 1")
         check_config(self.validation_networks >= 2, "train.validation_networks", "must be >= 2")
@@ -99,14 +104,21 @@ class Config:
 
     def __post_init__(self) -> None:
         check_config(self.seed >= 0, "seed", "must be >= 0")
-        check_config(self.method in METHODS, "method", f"must be one of {sorted(METHODS)}, "
-                     f"got {_shown(self.method)}")
+        check_config(
+            self.method in METHODS,
+            "method",
+            f"must be one of {sorted(METHODS)}, got {_shown(self.method)}",
+        )
         sections = method_sections()
         unknown = sorted(set(self.methods) - set(sections))
-        check_config(not unknown, unknown[0] if unknown else "", "is no registered method's "
-                     "section")
-        object.__setattr__(self, "methods", {name: self.methods.get(name) or settings()
-                                             for name, settings in sections.items()})
+        check_config(
+            not unknown, unknown[0] if unknown else "", "is no registered method's section"
+        )
+        object.__setattr__(
+            self,
+            "methods",
+            {name: self.methods.get(name) or settings() for name, settings in sections.items()},
+        )
 
     def __getattr__(self, name: str) -> Any:
         """A method's own settings: ``config.mnfg`` is ``config.methods["mnfg"]``."""
@@ -122,7 +134,7 @@ class Config:
             return self.target.build()
         return self.target.build(input_shape(self.data))
 
-    def replace(self, **sections: Any) -> "Config":
+    def replace(self, **sections: Any) -> Config:
         """A copy with whole sections replaced, core ones or methods' (``mnfg=...``)."""
         own = {k: sections.pop(k) for k in list(sections) if k in self.methods}
         return dataclasses.replace(self, **sections, methods={**self.methods, **own})
@@ -139,7 +151,7 @@ def method_sections() -> dict[str, type]:
     return {name: cls.settings for name, cls in METHODS.items() if cls.settings is not None}
 
 
-MAX_INTEGER = 2 ** 63  # seeds and sizes: torch's generators take 64-bit seeds
+MAX_INTEGER = 2**63  # seeds and sizes: torch's generators take 64-bit seeds
 
 
 def _shown(value: Any, limit: int = 80) -> str:
@@ -150,12 +162,17 @@ def _shown(value: Any, limit: int = 80) -> str:
 
 def _to_plain(obj: Any) -> Any:
     if isinstance(obj, Config):  # the methods' sections sit at the top level of a file
-        plain = {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                 if f.name != "methods"}
+        plain = {
+            f.name: _to_plain(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.name != "methods"
+        }
         return {**plain, **{name: _to_plain(settings) for name, settings in obj.methods.items()}}
     if dataclasses.is_dataclass(obj):
-        return {_FILE_NAMES.get(f.name, f.name): _to_plain(getattr(obj, f.name))
-                for f in dataclasses.fields(obj)}
+        return {
+            _FILE_NAMES.get(f.name, f.name): _to_plain(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+        }
     if isinstance(obj, (tuple, list)):
         return [_to_plain(v) for v in obj]
     return obj
@@ -222,10 +239,15 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
-        raise WeightgenError(f"config: {prefix or 'the file'} must be a mapping, got {_shown(data)}")
+        raise WeightgenError(
+            f"config: {prefix or 'the file'} must be a mapping, got {_shown(data)}"
+        )
     hints = typing.get_type_hints(cls)
-    by_file_name = {_FILE_NAMES.get(f.name, f.name): f.name for f in dataclasses.fields(cls)
-                    if not (cls is Config and f.name == "methods")}
+    by_file_name = {
+        _FILE_NAMES.get(f.name, f.name): f.name
+        for f in dataclasses.fields(cls)
+        if not (cls is Config and f.name == "methods")
+    }
     sections = method_sections() if cls is Config else {}
     values: dict[str, Any] = {"methods": {}} if cls is Config else {}
     for key, value in data.items():
@@ -248,14 +270,22 @@ def config_from_dict(data: dict) -> Config:
     config = _build(Config, data, "")
     spec = config.spec()  # validates the spec
     if config.hypernet.generator_hidden is None:  # written out, so config.yaml says it
-        config = config.replace(hypernet=dataclasses.replace(
-            config.hypernet, generator_hidden=default_generator_hidden(len(spec.layers))))
-    check_config(len(config.hypernet.generator_hidden) == len(spec.layers),
-             "hypernet.generator_hidden", f"needs one entry per target layer ({len(spec.layers)})")
-    check_config(config.objective.function_weight == 0
-             or config.objective.function_images <= config.train.images_per_network,
-             "objective.function_images", "must be <= train.images_per_network "
-             f"({config.train.images_per_network})")
+        config = config.replace(
+            hypernet=dataclasses.replace(
+                config.hypernet, generator_hidden=default_generator_hidden(len(spec.layers))
+            )
+        )
+    check_config(
+        len(config.hypernet.generator_hidden) == len(spec.layers),
+        "hypernet.generator_hidden",
+        f"needs one entry per target layer ({len(spec.layers)})",
+    )
+    check_config(
+        config.objective.function_weight == 0
+        or config.objective.function_images <= config.train.images_per_network,
+        "objective.function_images",
+        f"must be <= train.images_per_network ({config.train.images_per_network})",
+    )
     return config
 
 
@@ -267,7 +297,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise WeightgenError(f"duplicate key {_shown(key)} (line {key_node.start_mark.line + 1})")
+                raise WeightgenError(
+                    f"duplicate key {_shown(key)} (line {key_node.start_mark.line + 1})"
+                )
             seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -291,7 +323,9 @@ def load_config(path: str | Path) -> Config:
     except WeightgenError as err:
         raise WeightgenError(f"config {path}: {err}") from None
     except yaml.YAMLError as err:
-        raise WeightgenError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise WeightgenError(
+            f"config {path} is not valid YAML: {str(err).splitlines()[0]}"
+        ) from None
     if data is None:
         raise WeightgenError(f"config {path} is empty (see configs/ for examples)")
     return config_from_dict(data)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -38,12 +38,21 @@ class DataConfig:
     ood: str | None = "fashion_mnist"  # the report's out-of-distribution test set (or null)
 
     def __post_init__(self) -> None:
-        check_config(self.name in DATASETS, "data.name", f"must be one of {sorted(DATASETS)}, "
-                     f"got {self.name!r}")
-        check_config((self.path is not None) == (self.name == "npz"), "data.path",
-                     "is the .npz file of name: npz (and only of it)")
-        check_config(self.ood is None or self.ood in DATASETS and self.ood != "npz", "data.ood",
-                     f"must be null or one of {sorted(set(DATASETS) - {'npz'})}")
+        check_config(
+            self.name in DATASETS,
+            "data.name",
+            f"must be one of {sorted(DATASETS)}, got {self.name!r}",
+        )
+        check_config(
+            (self.path is not None) == (self.name == "npz"),
+            "data.path",
+            "is the .npz file of name: npz (and only of it)",
+        )
+        check_config(
+            self.ood is None or self.ood in DATASETS and self.ood != "npz",
+            "data.ood",
+            f"must be null or one of {sorted(set(DATASETS) - {'npz'})}",
+        )
 
 
 @dataclass(frozen=True)
@@ -64,14 +73,19 @@ DATASETS: dict[str, Loader] = {}
 
 def register(name: str) -> Callable[[Loader], Loader]:
     """Register a dataset loader under ``name`` (the value of ``data.name``)."""
+
     def add(loader: Loader) -> Loader:
         DATASETS[name] = loader
         return loader
+
     return add
 
 
-def load_dataset(cfg: DataConfig | str = "mnist", data_dir: str | os.PathLike | None = None,
-                 download: bool = True) -> Dataset:
+def load_dataset(
+    cfg: DataConfig | str = "mnist",
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Dataset:
     """The dataset a config names (or a bare name); files are searched in ``data_dir``,
     ``$WEIGHTGEN_DATA`` and the cache, and downloaded where the dataset can be."""
     cfg = DataConfig(name=cfg) if isinstance(cfg, str) else cfg
@@ -98,43 +112,60 @@ def input_shape(cfg: DataConfig) -> tuple[int, ...]:
 def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shape and dtype of every array of an .npz file, read from the headers alone."""
     if not path.is_file() or not zipfile.is_zipfile(path):
-        raise WeightgenError(f"data.path {path}: not an .npz file (no such file, or not a "
-                             f"zip archive as numpy.savez writes)")
+        raise WeightgenError(
+            f"data.path {path}: not an .npz file (no such file, or not a "
+            f"zip archive as numpy.savez writes)"
+        )
     headers = {}
     try:
         with zipfile.ZipFile(path) as archive:
             for name in archive.namelist():
                 with archive.open(name) as f:
                     major, _ = np.lib.format.read_magic(f)
-                    read = np.lib.format.read_array_header_1_0 if major == 1 else \
-                        np.lib.format.read_array_header_2_0
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if major == 1
+                        else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = read(f)
                 headers[name.removesuffix(".npy")] = (tuple(shape), dtype)
     except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise WeightgenError(f"data.path {path}: not a readable .npz file "
-                             f"({str(err).splitlines()[0][:120]})") from None
+        raise WeightgenError(
+            f"data.path {path}: not a readable .npz file ({str(err).splitlines()[0][:120]})"
+        ) from None
     return headers
 
 
 def _first_validates(name: str, train: Split, test: Split, validation_size: int) -> Dataset:
     v = validation_size
-    return Dataset(name, Split(train.images[v:], train.labels[v:]),
-                   Split(train.images[:v], train.labels[:v]), test,
-                   tuple(train.images.shape[1:]), int(train.labels.max()) + 1)
+    return Dataset(
+        name,
+        Split(train.images[v:], train.labels[v:]),
+        Split(train.images[:v], train.labels[:v]),
+        test,
+        tuple(train.images.shape[1:]),
+        int(train.labels.max()) + 1,
+    )
 
 
 @register("mnist")
 def _mnist(cfg: DataConfig, data_dir, download: bool) -> Dataset:
-    return _first_validates("mnist", load_split("mnist", "train", data_dir, download),
-                            load_split("mnist", "t10k", data_dir, download), VALIDATION_SIZE)
+    return _first_validates(
+        "mnist",
+        load_split("mnist", "train", data_dir, download),
+        load_split("mnist", "t10k", data_dir, download),
+        VALIDATION_SIZE,
+    )
 
 
 @register("fashion_mnist")
 def _fashion_mnist(cfg: DataConfig, data_dir, download: bool) -> Dataset:
-    return _first_validates("fashion_mnist",
-                            load_split("fashion-mnist", "train", data_dir, download),
-                            load_split("fashion-mnist", "t10k", data_dir, download),
-                            VALIDATION_SIZE)
+    return _first_validates(
+        "fashion_mnist",
+        load_split("fashion-mnist", "train", data_dir, download),
+        load_split("fashion-mnist", "t10k", data_dir, download),
+        VALIDATION_SIZE,
+    )
 
 
 DIGITS_VALIDATION, DIGITS_TEST = 200, 397  # of 1,797 images; the other 1,200 train
@@ -145,14 +176,21 @@ def _digits(cfg: DataConfig, data_dir, download: bool) -> Dataset:
     """scikit-learn's 1,797 8x8 digits (values 0..16, scaled to [0, 1]) in a fixed shuffle:
     the first 200 validate, the next 397 test, the other 1,200 train."""
     from sklearn.datasets import load_digits
+
     digits = load_digits()
     images = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
     labels = torch.from_numpy(digits.target.astype(np.int64))
     order = torch.randperm(len(labels), generator=seeded_generator(0, "digits-split"))
     images, labels = images[order], labels[order]
     v, t = DIGITS_VALIDATION, DIGITS_VALIDATION + DIGITS_TEST
-    return Dataset("digits", Split(images[t:], labels[t:]), Split(images[:v], labels[:v]),
-                   Split(images[v:t], labels[v:t]), (1, 8, 8), 10)
+    return Dataset(
+        "digits",
+        Split(images[t:], labels[t:]),
+        Split(images[:v], labels[:v]),
+        Split(images[v:t], labels[v:t]),
+        (1, 8, 8),
+        10,
+    )
 
 
 @register("npz")
@@ -163,22 +201,31 @@ def _npz(cfg: DataConfig, data_dir, download: bool) -> Dataset:
     0..K-1."""
     path = Path(cfg.path or "")
     # float32 copies of every array: refused up front when they cannot fit
-    require(sum(4 * math.prod(shape) for shape, _ in _npz_headers(path).values()),
-            f"loading the arrays of {path}", "use a smaller dataset")
+    require(
+        sum(4 * math.prod(shape) for shape, _ in _npz_headers(path).values()),
+        f"loading the arrays of {path}",
+        "use a smaller dataset",
+    )
     try:
         with np.load(path, allow_pickle=False) as arrays:
             found = {key: arrays[key] for key in arrays.files}
     except (OSError, ValueError) as err:
-        raise WeightgenError(f"data.path {path}: not a readable .npz file "
-                             f"({str(err).splitlines()[0][:120]})") from None
+        raise WeightgenError(
+            f"data.path {path}: not a readable .npz file ({str(err).splitlines()[0][:120]})"
+        ) from None
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in found]
     if missing:
-        raise WeightgenError(f"{path}: missing arrays {missing} (need x_train, y_train, x_test, "
-                             f"y_test; optional x_val, y_val)")
+        raise WeightgenError(
+            f"{path}: missing arrays {missing} (need x_train, y_train, x_test, "
+            f"y_test; optional x_val, y_val)"
+        )
     if ("x_val" in found) != ("y_val" in found):
         raise WeightgenError(f"{path}: x_val and y_val come together")
-    splits = {name: _npz_split(path, name, found[f"x_{name}"], found[f"y_{name}"])
-              for name in ("train", "test", "val") if f"x_{name}" in found}
+    splits = {
+        name: _npz_split(path, name, found[f"x_{name}"], found[f"y_{name}"])
+        for name in ("train", "test", "val")
+        if f"x_{name}" in found
+    }
     train, test = splits["train"], splits["test"]
     if "val" in splits:
         validation = splits["val"]
@@ -200,25 +247,31 @@ def _npz_split(path: Path, name: str, x: np.ndarray, y: np.ndarray) -> Split:
     if x.ndim == 3:
         x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
     if x.ndim != 4 or x.shape[0] == 0:
-        raise WeightgenError(f"{where} must be (N, H, W) or (N, C, H, W) with N >= 1, got shape "
-                             f"{x.shape}")
+        raise WeightgenError(
+            f"{where} must be (N, H, W) or (N, C, H, W) with N >= 1, got shape {x.shape}"
+        )
     if x.dtype == np.uint8:
         images = torch.from_numpy(x.astype(np.float32) / 255.0)
     elif np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all():
             raise WeightgenError(f"{where} has NaN or infinite values")
         if x.min() < 0 or x.max() > 1:
-            raise WeightgenError(f"{where}: float images must lie in [0, 1] (got "
-                                 f"{x.min():g}..{x.max():g}); scale them or store uint8")
+            raise WeightgenError(
+                f"{where}: float images must lie in [0, 1] (got "
+                f"{x.min():g}..{x.max():g}); scale them or store uint8"
+            )
         images = torch.from_numpy(x.astype(np.float32))
     else:
         raise WeightgenError(f"{where} must be uint8 or float, got {x.dtype}")
     if y.ndim != 1 or len(y) != len(x):
-        raise WeightgenError(f"{path}: y_{name} must be one label per image ({len(x)}), got "
-                             f"shape {y.shape}")
+        raise WeightgenError(
+            f"{path}: y_{name} must be one label per image ({len(x)}), got shape {y.shape}"
+        )
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise WeightgenError(f"{path}: y_{name} must be integer class indices 0..K-1, got "
-                             f"{y.dtype} {y.min()}..{y.max()}")
+        raise WeightgenError(
+            f"{path}: y_{name} must be integer class indices 0..K-1, got "
+            f"{y.dtype} {y.min()}..{y.max()}"
+        )
     return Split(images.contiguous(), torch.from_numpy(y.astype(np.int64)))
 
 
@@ -227,8 +280,9 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True)
     return load_dataset("mnist", data_dir, download)
 
 
-def load_test_split(name: str, data_dir: str | os.PathLike | None = None,
-                    download: bool = True) -> Split:
+def load_test_split(
+    name: str, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> Split:
     """Only the test split of a built-in dataset (the out-of-distribution sets need no more):
     for the IDX datasets, without reading their training files."""
     if name in ("mnist", "fashion_mnist"):
@@ -243,31 +297,41 @@ def check_ood_name(name: str) -> None:
         raise WeightgenError(f"unknown out-of-distribution set {name!r}; choose one of {names}")
 
 
-def load_ood_split(name: str, input_shape: tuple[int, ...],
-                   data_dir: str | os.PathLike | None = None, download: bool = True) -> Split:
+def load_ood_split(
+    name: str,
+    input_shape: tuple[int, ...],
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Split:
     """The test split of built-in dataset ``name`` as out-of-distribution inputs of networks
     that read images of ``input_shape``."""
     check_ood_name(name)
     split = load_test_split(name, data_dir, download)
     if tuple(split.images.shape[1:]) != tuple(input_shape):
-        raise WeightgenError(f"out-of-distribution set {name} has images of shape "
-                             f"{tuple(split.images.shape[1:])}, the networks read "
-                             f"{tuple(input_shape)}")
+        raise WeightgenError(
+            f"out-of-distribution set {name} has images of shape "
+            f"{tuple(split.images.shape[1:])}, the networks read "
+            f"{tuple(input_shape)}"
+        )
     return split
 
 
 def check_fits(spec, input_shape: tuple[int, ...], num_classes: int, what: str) -> None:
     """Networks of ``spec`` must read ``what``'s inputs and have an output per class."""
     if tuple(spec.input_shape) != tuple(input_shape):
-        raise WeightgenError(f"the networks read inputs of shape {tuple(spec.input_shape)}, "
-                             f"{what} has {tuple(input_shape)}")
+        raise WeightgenError(
+            f"the networks read inputs of shape {tuple(spec.input_shape)}, "
+            f"{what} has {tuple(input_shape)}"
+        )
     if spec.num_classes < num_classes:
-        raise WeightgenError(f"the networks have {spec.num_classes} outputs, {what} has "
-                             f"{num_classes} classes")
+        raise WeightgenError(
+            f"the networks have {spec.num_classes} outputs, {what} has {num_classes} classes"
+        )
 
 
-def training_batch_indices(step: int, num_networks: int, images_per_network: int,
-                           train_size: int, seed: int) -> Tensor:
+def training_batch_indices(
+    step: int, num_networks: int, images_per_network: int, train_size: int, seed: int
+) -> Tensor:
     """Training-set indices for one step, (num_networks, images_per_network).
 
     The training set is read as an endless stream of per-epoch permutations (epoch e shuffled

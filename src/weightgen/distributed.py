@@ -68,7 +68,9 @@ def setup(device: torch.device) -> Context:
         try:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         except (RuntimeError, ValueError) as err:
-            raise WeightgenError(f"cannot join the torchrun job: {str(err).splitlines()[0]}") from None
+            raise WeightgenError(
+                f"cannot join the torchrun job: {str(err).splitlines()[0]}"
+            ) from None
     return Context(rank, world_size, local_rank)
 
 
@@ -160,7 +162,7 @@ def gather_shards(local: Tensor, n: int, ctx: Context) -> Tensor:
         return local
     per = -(-n // ctx.world_size)
     padded = local.new_zeros((per, *local.shape[1:]))
-    padded[:local.shape[0]] = local
+    padded[: local.shape[0]] = local
     parts = [torch.empty_like(padded) for _ in range(ctx.world_size)]
     dist.all_gather(parts, padded)
     return torch.cat(parts)[:n]

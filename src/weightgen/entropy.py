@@ -24,12 +24,17 @@ def nearest_neighbour_distances(samples: Tensor, metric: Metric = "l1") -> Tenso
         raise ValueError(f"unknown metric {metric!r}; use 'l1' or 'l2'")
     with torch.no_grad():
         # the matmul expansion of squared distances is inaccurate for near-duplicates
-        dist = torch.cdist(samples, samples, p=1.0 if metric == "l1" else 2.0,
-                           compute_mode="donot_use_mm_for_euclid_dist")
+        dist = torch.cdist(
+            samples,
+            samples,
+            p=1.0 if metric == "l1" else 2.0,
+            compute_mode="donot_use_mm_for_euclid_dist",
+        )
         nearest = dist.fill_diagonal_(float("inf")).argmin(dim=1)  # (N,)
     difference = samples - samples.index_select(0, nearest)  # (N, D); deterministic backward
-    return difference.abs().sum(1) if metric == "l1" else torch.linalg.vector_norm(difference,
-                                                                                   dim=1)
+    return (
+        difference.abs().sum(1) if metric == "l1" else torch.linalg.vector_norm(difference, dim=1)
+    )
 
 
 def log_unit_ball_volume(dim: int, metric: Metric) -> float:
@@ -39,8 +44,9 @@ def log_unit_ball_volume(dim: int, metric: Metric) -> float:
     return 0.5 * dim * math.log(math.pi) - math.lgamma(0.5 * dim + 1)
 
 
-def kl_entropy(samples: Tensor, metric: Metric = "l1", dim: int | None = None,
-               full: bool = False) -> Tensor:
+def kl_entropy(
+    samples: Tensor, metric: Metric = "l1", dim: int | None = None, full: bool = False
+) -> Tensor:
     """Ĥ = ψ(N) + (d/N) Σ log ε_i (eq. 14), ε_i the nearest-neighbour distance.
 
     samples: (N, D). ``dim`` is the paper's d (it takes the dimension of z; default D).
@@ -50,8 +56,9 @@ def kl_entropy(samples: Tensor, metric: Metric = "l1", dim: int | None = None,
     n = samples.shape[0]
     d = samples.shape[1] if dim is None else dim
     eps = nearest_neighbour_distances(samples, metric)
-    estimate = torch.special.digamma(torch.tensor(float(n), dtype=samples.dtype,
-                                                  device=samples.device))
+    estimate = torch.special.digamma(
+        torch.tensor(float(n), dtype=samples.dtype, device=samples.device)
+    )
     estimate = estimate + d * torch.log(eps + LOG_EPS).mean()
     if full:
         euler_gamma = 0.5772156649015329  # −ψ(1)

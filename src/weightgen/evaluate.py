@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +33,12 @@ def warn_if_slow_bfloat16(precision: str, device: torch.device | str) -> None:
         return
     if "avx512_bf16" not in flags and "amx_bf16" not in flags:
         import sys
-        print("weightgen: warning: this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX); "
-              "bfloat16 runs about 10x slower than float32 here", file=sys.stderr)
+
+        print(
+            "weightgen: warning: this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX); "
+            "bfloat16 runs about 10x slower than float32 here",
+            file=sys.stderr,
+        )
 
 
 def precision_dtype(name: str) -> torch.dtype:
@@ -44,9 +48,15 @@ def precision_dtype(name: str) -> torch.dtype:
 
 
 @torch.no_grad()
-def predict(spec: TargetSpec, filters: Sequence[Tensor], images: Tensor,
-            chunk_network_images: int = 8192, image_chunk: int | None = None,
-            conv_impl: ConvImpl | None = None, precision: str = "float32") -> Tensor:
+def predict(
+    spec: TargetSpec,
+    filters: Sequence[Tensor],
+    images: Tensor,
+    chunk_network_images: int = 8192,
+    image_chunk: int | None = None,
+    conv_impl: ConvImpl | None = None,
+    precision: str = "float32",
+) -> Tensor:
     """Logits of K networks on N shared images, (K, N, classes), in float32.
 
     Computed in chunks of ``image_chunk`` images and, for the grouped convolutions, of about
@@ -70,9 +80,16 @@ def predict(spec: TargetSpec, filters: Sequence[Tensor], images: Tensor,
         network_chunk = max(1, chunk_network_images // image_chunk)
     rows = []
     for lo in range(0, k, network_chunk):
-        chunk = [mat[lo:lo + network_chunk] for mat in filters]
-        rows.append(torch.cat([forward(spec, chunk, images[i:i + image_chunk], conv_impl)
-                               for i in range(0, len(images), image_chunk)], dim=1))
+        chunk = [mat[lo : lo + network_chunk] for mat in filters]
+        rows.append(
+            torch.cat(
+                [
+                    forward(spec, chunk, images[i : i + image_chunk], conv_impl)
+                    for i in range(0, len(images), image_chunk)
+                ],
+                dim=1,
+            )
+        )
     return torch.cat(rows).float()
 
 
@@ -158,8 +175,12 @@ def ensemble_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
 CURVE_SIZES = (1, 2, 5, 10, 20, 50, 100, 200)  # issue 26's ensemble sizes
 
 
-def ensemble_size_curve(logits: Tensor, labels: Tensor, sizes: Sequence[int] = CURVE_SIZES,
-                        ood_logits: Tensor | None = None) -> list[dict]:
+def ensemble_size_curve(
+    logits: Tensor,
+    labels: Tensor,
+    sizes: Sequence[int] = CURVE_SIZES,
+    ood_logits: Tensor | None = None,
+) -> list[dict]:
     """Ensemble metrics against ensemble size: for each size s <= K, the K // s disjoint
     ensembles of consecutive networks, and of each metric its mean, min and max over them.
 
@@ -167,42 +188,62 @@ def ensemble_size_curve(logits: Tensor, labels: Tensor, sizes: Sequence[int] = C
     ones. Metrics: majority vote, NLL and ECE of the mean probability, pairwise prediction
     disagreement, and (with ``ood_logits``) OOD AUROC by predictive entropy. One row per
     size: {"size", "ensembles", METRIC: {"mean", "min", "max"}, ...}."""
-    from .uncertainty import ood_auroc, predictive_entropy  # scikit-learn: imported on use
     from torchmetrics.functional.classification import multiclass_calibration_error
+
+    from .uncertainty import ood_auroc, predictive_entropy  # scikit-learn: imported on use
 
     k, classes = logits.shape[0], logits.shape[-1]
     rows = []
     for size in sorted({s for s in sizes if 1 <= s <= k}):
         per_ensemble: dict[str, list[float]] = {}
         for lo in range(0, k // size * size, size):
-            members = logits[lo:lo + size]  # (size, N, C)
+            members = logits[lo : lo + size]  # (size, N, C)
             probs = members.softmax(-1).mean(0)  # (N, C)
             values = {
                 "majority_vote": (majority_vote(members) == labels).float().mean().item(),
-                "nll": F.nll_loss(members.log_softmax(-1).logsumexp(0) - math.log(size),
-                                  labels).item(),
-                "ece": float(multiclass_calibration_error(probs, labels, num_classes=classes,
-                                                          n_bins=15, norm="l1")),
+                "nll": F.nll_loss(
+                    members.log_softmax(-1).logsumexp(0) - math.log(size), labels
+                ).item(),
+                "ece": float(
+                    multiclass_calibration_error(
+                        probs, labels, num_classes=classes, n_bins=15, norm="l1"
+                    )
+                ),
                 "disagreement": prediction_disagreement(members),
             }
             if ood_logits is not None:
-                out = ood_logits[lo:lo + size].softmax(-1)
-                values["ood_auroc"] = ood_auroc(predictive_entropy(members.softmax(-1)),
-                                                predictive_entropy(out))
+                out = ood_logits[lo : lo + size].softmax(-1)
+                values["ood_auroc"] = ood_auroc(
+                    predictive_entropy(members.softmax(-1)), predictive_entropy(out)
+                )
             for key, value in values.items():
                 per_ensemble.setdefault(key, []).append(value)
-        rows.append({"size": size, "ensembles": k // size,
-                     **{key: {"mean": sum(v) / len(v), "min": min(v), "max": max(v)}
-                        for key, v in per_ensemble.items()}})
+        rows.append(
+            {
+                "size": size,
+                "ensembles": k // size,
+                **{
+                    key: {"mean": sum(v) / len(v), "min": min(v), "max": max(v)}
+                    for key, v in per_ensemble.items()
+                },
+            }
+        )
     return rows
 
 
-def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
-                      ensemble_size: int | None = None,
-                      conv_impl: ConvImpl | None = None, ctx: Context = Context(),
-                      precision: str = "float32", progress: bool = False,
-                      keep_first_logits: bool = False, ood_images: Tensor | None = None,
-                      curve_sizes: Sequence[int] | None = None) -> dict:
+def evaluate_networks(
+    spec: TargetSpec,
+    filters: Sequence[Tensor],
+    data: Split,
+    ensemble_size: int | None = None,
+    conv_impl: ConvImpl | None = None,
+    ctx: Context = Context(),
+    precision: str = "float32",
+    progress: bool = False,
+    keep_first_logits: bool = False,
+    ood_images: Tensor | None = None,
+    curve_sizes: Sequence[int] | None = None,
+) -> dict:
     """Metrics of K networks on a split. With ``ensemble_size`` the first
     K // ensemble_size * ensemble_size networks form disjoint ensembles, and ensemble figures
     are means over them; the networks left over count as ``dropped_networks`` there, while
@@ -225,22 +266,36 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
     accuracies, cross_entropies, per_group, kept, kept_ood = [], [], [], [], []
     if ood_images is not None:
         from .uncertainty import ood_detection  # scikit-learn: imported on use only
-    bar = tqdm(total=k, desc="networks", unit="network", leave=False,
-               disable=not (progress and ctx.is_main))
+    bar = tqdm(
+        total=k,
+        desc="networks",
+        unit="network",
+        leave=False,
+        disable=not (progress and ctx.is_main),
+    )
     for lo, hi in blocks:
         check_interrupt()
         mine = split(hi - lo, ctx)
         chunk = [mat[lo:hi][mine] for mat in filters]
-        logits = gather_shards(predict(spec, chunk, data.images, conv_impl=conv_impl,
-                                       precision=precision), hi - lo, ctx)
+        logits = gather_shards(
+            predict(spec, chunk, data.images, conv_impl=conv_impl, precision=precision),
+            hi - lo,
+            ctx,
+        )
         accuracies.append((logits.argmax(-1) == data.labels).float().mean(-1))
-        cross_entropies.append(-logits.log_softmax(-1).gather(
-            -1, data.labels.expand(hi - lo, -1).unsqueeze(-1)).mean((1, 2)))  # (networks,)
+        cross_entropies.append(
+            -logits.log_softmax(-1)
+            .gather(-1, data.labels.expand(hi - lo, -1).unsqueeze(-1))
+            .mean((1, 2))
+        )  # (networks,)
         grouped = hi - lo == size
         ood_logits = None
         if ood_images is not None and (grouped or keep_all):
-            ood_logits = gather_shards(predict(spec, chunk, ood_images, conv_impl=conv_impl,
-                                               precision=precision), hi - lo, ctx)
+            ood_logits = gather_shards(
+                predict(spec, chunk, ood_images, conv_impl=conv_impl, precision=precision),
+                hi - lo,
+                ctx,
+            )
         if grouped:
             if lo == 0 and keep_first_logits:
                 first_logits = logits
@@ -266,19 +321,28 @@ def evaluate_networks(spec: TargetSpec, filters: Sequence[Tensor], data: Split,
         "ensemble_size": size,
         "dropped_networks": k - groups * size,
     }
-    ensemble_keys = ["ensemble_majority_vote", "ensemble_mean_probability",
-                     "ensemble_most_confident", "ensemble_nll", "prediction_disagreement"]
+    ensemble_keys = [
+        "ensemble_majority_vote",
+        "ensemble_mean_probability",
+        "ensemble_most_confident",
+        "ensemble_nll",
+        "prediction_disagreement",
+    ]
     if ood_images is not None:
         ensemble_keys += ["ood_auroc_predictive_entropy", "ood_auroc_mutual_information"]
     for key in ensemble_keys:
         result[key] = sum(m[key] for m in per_group) / groups
     if groups > 1:
-        result["ensemble_majority_vote_per_ensemble"] = [m["ensemble_majority_vote"]
-                                                          for m in per_group]
+        result["ensemble_majority_vote_per_ensemble"] = [
+            m["ensemble_majority_vote"] for m in per_group
+        ]
     if keep_first_logits:
         result["first_ensemble_logits"] = first_logits
     if keep_all:
         result["curve"] = ensemble_size_curve(
-            torch.cat(kept), data.labels, curve_sizes,
-            None if ood_images is None else torch.cat(kept_ood))
+            torch.cat(kept),
+            data.labels,
+            curve_sizes,
+            None if ood_images is None else torch.cat(kept_ood),
+        )
     return result

@@ -21,8 +21,8 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from .errors import WeightgenError
-from .memory import readable_bytes
 from .fileio import atomic_path
+from .memory import readable_bytes
 from .targets import TargetSpec
 
 FORMAT = "weightgen-networks/1"
@@ -56,9 +56,15 @@ class NetworksWriter:
                 out.write(lo, filters_chunk, z_chunk)
     """
 
-    def __init__(self, path: str | os.PathLike, spec: TargetSpec, n: int,
-                 noise_dim: int | None = None, extra: dict[str, str] | None = None,
-                 replace: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        spec: TargetSpec,
+        n: int,
+        noise_dim: int | None = None,
+        extra: dict[str, str] | None = None,
+        replace: bool = True,
+    ):
         if n < 1:
             raise WeightgenError("no networks to write (N = 0)")
         self.path, self.spec, self.n, self.replace = Path(path), spec, n, replace
@@ -69,11 +75,18 @@ class NetworksWriter:
         offsets, header = 0, {}
         for name, shape in shapes.items():
             size = math.prod(shape) * 4  # float32
-            header[name] = {"dtype": "F32", "shape": list(shape),
-                            "data_offsets": [offsets, offsets + size]}
+            header[name] = {
+                "dtype": "F32",
+                "shape": list(shape),
+                "data_offsets": [offsets, offsets + size],
+            }
             offsets += size
-        header["__metadata__"] = {"format": FORMAT, "target_spec": spec.to_json(),
-                                  "num_networks": str(n), **(extra or {})}
+        header["__metadata__"] = {
+            "format": FORMAT,
+            "target_spec": spec.to_json(),
+            "num_networks": str(n),
+            **(extra or {}),
+        }
         text = json.dumps(header, separators=(",", ":")).encode()
         text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
         self._header = len(text).to_bytes(8, "little") + text
@@ -81,15 +94,17 @@ class NetworksWriter:
         self._offsets = {name: header[name]["data_offsets"][0] for name in shapes}
         self._written = 0
 
-    def __enter__(self) -> "NetworksWriter":
+    def __enter__(self) -> NetworksWriter:
         size = len(self._header) + self._data_size
         try:
             free = shutil.disk_usage(self.path.resolve().parent).free
         except OSError:
             free = size  # the write itself reports what is wrong
         if size > free:
-            raise WeightgenError(f"{self.path}: {self.n} networks need {readable_bytes(size)}, "
-                                 f"{readable_bytes(free)} are free there")
+            raise WeightgenError(
+                f"{self.path}: {self.n} networks need {readable_bytes(size)}, "
+                f"{readable_bytes(free)} are free there"
+            )
         self._atomic = atomic_path(self.path, self.replace)
         tmp = self._atomic.__enter__()
         try:
@@ -133,8 +148,13 @@ class NetworksWriter:
             raise error
 
 
-def save_networks(path: str | os.PathLike, spec: TargetSpec, filters: list[Tensor],
-                  z: Tensor | None = None, extra: dict[str, str] | None = None) -> None:
+def save_networks(
+    path: str | os.PathLike,
+    spec: TargetSpec,
+    filters: list[Tensor],
+    z: Tensor | None = None,
+    extra: dict[str, str] | None = None,
+) -> None:
     """Write networks given as filter matrices [(N, out, n)] atomically."""
     noise_dim = None if z is None else z.shape[1]
     with NetworksWriter(path, spec, filters[0].shape[0], noise_dim, extra) as out:
@@ -153,8 +173,10 @@ def load_networks(path: str | os.PathLike) -> Networks:
     except (SafetensorError, OSError, ValueError) as err:
         raise WeightgenError(f"{path}: not a readable safetensors file ({err})") from None
     if metadata.get("format") != FORMAT or "target_spec" not in metadata:
-        raise WeightgenError(f"{path}: not a weightgen networks file (metadata format must be "
-                             f"{FORMAT!r} with a target_spec)")
+        raise WeightgenError(
+            f"{path}: not a weightgen networks file (metadata format must be "
+            f"{FORMAT!r} with a target_spec)"
+        )
     try:
         spec = TargetSpec.from_dict(json.loads(metadata["target_spec"]))
     except json.JSONDecodeError:
@@ -173,12 +195,16 @@ def load_networks(path: str | os.PathLike) -> Networks:
     for name, shape in expected.items():
         got = tuple(tensors[name].shape)
         if got != (count, *shape):
-            raise WeightgenError(f"{path}: tensor {name} has shape {got}, expected "
-                                 f"{(count, *shape)}")
+            raise WeightgenError(
+                f"{path}: tensor {name} has shape {got}, expected {(count, *shape)}"
+            )
         if not tensors[name].is_floating_point():
             raise WeightgenError(f"{path}: tensor {name} is not floating point")
-        tensors[name] = tensors[name].float()  # float16 / bfloat16 / float64 files compute in float32
+        tensors[name] = tensors[
+            name
+        ].float()  # float16 / bfloat16 / float64 files compute in float32
     if z is not None and (z.dim() != 2 or z.shape[0] != count):
         raise WeightgenError(f"{path}: tensor z has shape {tuple(z.shape)}, expected ({count}, d)")
-    return Networks(spec, {name: tensors[name] for name in expected},
-                    None if z is None else z.float(), metadata)
+    return Networks(
+        spec, {name: tensors[name] for name in expected}, None if z is None else z.float(), metadata
+    )

@@ -8,9 +8,10 @@ import glob
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import WeightgenError
 
@@ -40,8 +41,10 @@ def atomic_path(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]
             os.link(tmp_path, path)  # atomic, and fails where a file exists
         _fsync_dir(path.parent)
     except FileExistsError:
-        raise WeightgenError(f"{path} appeared while this command ran (another process wrote "
-                             f"it); it was left as it is, nothing was written") from None
+        raise WeightgenError(
+            f"{path} appeared while this command ran (another process wrote "
+            f"it); it was left as it is, nothing was written"
+        ) from None
     except OSError as err:
         raise WeightgenError(f"cannot write {path}: {err.strerror or err}") from None
     finally:
@@ -69,8 +72,10 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise WeightgenError(f"{path} is being written by another weightgen process; "
-                                 f"wait for it or choose another file") from None
+            raise WeightgenError(
+                f"{path} is being written by another weightgen process; "
+                f"wait for it or choose another file"
+            ) from None
         for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             stale.unlink(missing_ok=True)  # no live writer: it would hold the lock
         yield
@@ -99,8 +104,11 @@ class MetricsLog:
     def truncate_after(self, step: int) -> None:
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if (record := _record(line)) is not None and record["step"] <= step]
+        kept = [
+            line
+            for line in self.path.read_text().splitlines()
+            if (record := _record(line)) is not None and record["step"] <= step
+        ]
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def records(self) -> list[dict[str, Any]]:
@@ -108,8 +116,11 @@ class MetricsLog:
         if not self.path.exists():
             return []
         text = self.path.read_bytes().decode("utf-8", errors="replace")  # a damaged line is
-        return [record for line in text.splitlines()                    # skipped, not fatal
-                if (record := _record(line)) is not None]
+        return [
+            record
+            for line in text.splitlines()  # skipped, not fatal
+            if (record := _record(line)) is not None
+        ]
 
     def write(self, record: dict[str, Any]) -> None:
         try:

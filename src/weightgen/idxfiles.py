@@ -27,24 +27,16 @@ from .split import Split
 # file name -> SHA-256 of the uncompressed IDX contents
 CHECKSUMS: dict[str, dict[str, str]] = {
     "mnist": {
-        "train-images-idx3-ubyte.gz":
-            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-        "train-labels-idx1-ubyte.gz":
-            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-        "t10k-images-idx3-ubyte.gz":
-            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-        "t10k-labels-idx1-ubyte.gz":
-            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     },
     "fashion-mnist": {
-        "train-images-idx3-ubyte.gz":
-            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        "train-labels-idx1-ubyte.gz":
-            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-        "t10k-images-idx3-ubyte.gz":
-            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        "t10k-labels-idx1-ubyte.gz":
-            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
 }
 
@@ -59,8 +51,10 @@ GZIP_MD5: dict[str, dict[str, str]] = {
 }
 
 MIRRORS = {
-    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
-              "https://storage.googleapis.com/cvdf-datasets/mnist/"],
+    "mnist": [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ],
     "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
 }
 
@@ -98,7 +92,8 @@ def _download(dataset: str, name: str) -> Path:
         return target
     raise WeightgenError(
         f"{dataset} file {name} not found locally and could not be downloaded; put the official "
-        f"files in a folder and pass --data-dir or set WEIGHTGEN_DATA")
+        f"files in a folder and pass --data-dir or set WEIGHTGEN_DATA"
+    )
 
 
 def known(dataset: str, name: str) -> bool:
@@ -107,10 +102,13 @@ def known(dataset: str, name: str) -> bool:
 
 def verify(packed: bytes, raw: bytes, dataset: str, name: str, where: str) -> None:
     """Accept a file by the SHA-256 of its contents ``raw`` or the MD5 of its gzip ``packed``."""
-    if hashlib.sha256(raw).hexdigest() != CHECKSUMS.get(dataset, {}).get(name) and \
-            hashlib.md5(packed).hexdigest() != GZIP_MD5.get(dataset, {}).get(name):
-        raise WeightgenError(f"{where}: checksum mismatch (corrupt or not the official {dataset} "
-                             f"file); delete it and download it again")
+    if hashlib.sha256(raw).hexdigest() != CHECKSUMS.get(dataset, {}).get(name) and hashlib.md5(
+        packed
+    ).hexdigest() != GZIP_MD5.get(dataset, {}).get(name):
+        raise WeightgenError(
+            f"{where}: checksum mismatch (corrupt or not the official {dataset} "
+            f"file); delete it and download it again"
+        )
 
 
 def read_idx(path: Path, dataset: str = "mnist", name: str | None = None) -> np.ndarray:
@@ -120,16 +118,18 @@ def read_idx(path: Path, dataset: str = "mnist", name: str | None = None) -> np.
         packed = path.read_bytes()
         raw = gzip.decompress(packed)
     except (OSError, EOFError) as err:
-        raise WeightgenError(f"{path}: not a readable gzip file ({err}); delete it and download "
-                             f"it again") from None
+        raise WeightgenError(
+            f"{path}: not a readable gzip file ({err}); delete it and download it again"
+        ) from None
     verify(packed, raw, dataset, name, str(path))
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def locate(dataset: str, name: str, data_dir: str | os.PathLike | None = None,
-           download: bool = True) -> Path:
+def locate(
+    dataset: str, name: str, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> Path:
     """Path of one data file: the first search folder that has it, else a fresh download."""
     if not known(dataset, name):
         raise WeightgenError(f"unknown data file {dataset}/{name}")
@@ -137,18 +137,18 @@ def locate(dataset: str, name: str, data_dir: str | os.PathLike | None = None,
         if (folder / name).is_file():
             return folder / name
     if not download:
-        raise WeightgenError(f"{dataset} file {name} not found in --data-dir, $WEIGHTGEN_DATA or "
-                             f"{cache_dir()}")
+        raise WeightgenError(
+            f"{dataset} file {name} not found in --data-dir, $WEIGHTGEN_DATA or {cache_dir()}"
+        )
     return _download(dataset, name)
 
 
-def load_split(dataset: str, prefix: str, data_dir: str | os.PathLike | None = None,
-               download: bool = True) -> Split:
+def load_split(
+    dataset: str, prefix: str, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> Split:
     """One split ("train" or "t10k") as float images in [0, 1] and int64 labels."""
     images_name, labels_name = f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"
     images = read_idx(locate(dataset, images_name, data_dir, download), dataset, images_name)
     labels = read_idx(locate(dataset, labels_name, data_dir, download), dataset, labels_name)
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28)
     return Split(x, torch.from_numpy(labels.astype(np.int64)))
-
-

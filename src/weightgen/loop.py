@@ -13,9 +13,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -33,10 +34,16 @@ from .tensorboard import TensorBoardLog
 from .threads import ThreadGovernor
 
 
-def train(config: Config, run_dir: str | Path, device: str = "auto",
-          data_dir: str | None = None, progress: bool = True, data: Dataset | None = None,
-          on_step: Callable[[int], None] | None = None,
-          threads: str | int | None = None) -> dict[str, Any]:
+def train(
+    config: Config,
+    run_dir: str | Path,
+    device: str = "auto",
+    data_dir: str | None = None,
+    progress: bool = True,
+    data: Dataset | None = None,
+    on_step: Callable[[int], None] | None = None,
+    threads: str | int | None = None,
+) -> dict[str, Any]:
     """Train (or continue training) ``config.method`` in ``run_dir``; returns the last
     validation metrics (for a method without validation, the last logged record).
 
@@ -52,11 +59,14 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
     method = build_method(config, dev)
     tc = config.train
     if ctx.active and not method.distributed:
-        raise WeightgenError(f"method {config.method} trains in one process; run it without "
-                             f"torchrun")
+        raise WeightgenError(
+            f"method {config.method} trains in one process; run it without torchrun"
+        )
     if method.distributed and tc.noise_samples % ctx.world_size:
-        raise WeightgenError(f"train.noise_samples ({tc.noise_samples}) must be divisible by "
-                             f"the number of processes ({ctx.world_size})")
+        raise WeightgenError(
+            f"train.noise_samples ({tc.noise_samples}) must be divisible by "
+            f"the number of processes ({ctx.world_size})"
+        )
     problem = None
     if ctx.is_main:
         try:
@@ -83,15 +93,19 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
         step = int(checkpoint["step"])
         trained_seconds = float(checkpoint.get("train_seconds", 0.0))  # 0: an older checkpoint
         if ctx.is_main:
-            print(f"{run_dir}: resuming from step {step}" if step < method.steps else
-                  f"{run_dir}: already trained to step {step} ({method.section}.steps = "
-                  f"{method.steps}); "
-                  f"nothing to do, pass --steps N to train longer", file=sys.stderr)
+            print(
+                f"{run_dir}: resuming from step {step}"
+                if step < method.steps
+                else f"{run_dir}: already trained to step {step} ({method.section}.steps = "
+                f"{method.steps}); "
+                f"nothing to do, pass --steps N to train longer",
+                file=sys.stderr,
+            )
     model = method.module
     if ctx.active:
         model = DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None,
-            broadcast_buffers=False)  # batch-norm statistics are pooled, buffers agree
+            model, device_ids=[dev.index] if dev.type == "cuda" else None, broadcast_buffers=False
+        )  # batch-norm statistics are pooled, buffers agree
     log = MetricsLog(run_dir / "metrics.jsonl")
     if ctx.is_main:
         log.truncate_after(step)
@@ -102,10 +116,19 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
     def save(at: int) -> None:
         if ctx.is_main:
             spec = {"target_spec": method.spec.to_dict()} if method.spec is not None else {}
-            save_checkpoint(run_dir, at, {**method.state(), "optimizer": optimizer.state_dict(),
-                                          "config": config.to_dict(), **spec,
-                                          "train_seconds": seconds()},
-                            tc.keep_checkpoints, keep_best=tc.keep_best_checkpoint)
+            save_checkpoint(
+                run_dir,
+                at,
+                {
+                    **method.state(),
+                    "optimizer": optimizer.state_dict(),
+                    "config": config.to_dict(),
+                    **spec,
+                    "train_seconds": seconds(),
+                },
+                tc.keep_checkpoints,
+                keep_best=tc.keep_best_checkpoint,
+            )
 
     def seconds() -> float:
         """Wall time spent in training steps, over every sitting of the run."""
@@ -113,8 +136,14 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
 
     last: dict[str, Any] = {}
     step_seconds = 0.0
-    bar = tqdm(total=method.steps, initial=step, disable=not (progress and ctx.is_main),
-               dynamic_ncols=True, desc=config.name, unit="step")
+    bar = tqdm(
+        total=method.steps,
+        initial=step,
+        disable=not (progress and ctx.is_main),
+        dynamic_ncols=True,
+        desc=config.name,
+        unit="step",
+    )
     started, started_step = time.perf_counter(), step
     governor = ThreadGovernor(threads) if threads is not None else None
     method.module.train()
@@ -134,14 +163,19 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
             done = step == method.steps
             if ctx.is_main and (step % tc.log_every == 0 or done):
                 elapsed = time.perf_counter() - started
-                last = {"kind": "train", "step": step,
-                        **{k: v.item() if isinstance(v, torch.Tensor) else v
-                           for k, v in result.record.items()},
-                        "lr": optimizer.param_groups[0]["lr"],
-                        "steps_per_s": (step - started_step) / max(elapsed, 1e-9),
-                        "threads": torch.get_num_threads(),
-                        **training_cost(method.spec, method.passes_per_step(), step),
-                        "train_seconds": seconds()}
+                last = {
+                    "kind": "train",
+                    "step": step,
+                    **{
+                        k: v.item() if isinstance(v, torch.Tensor) else v
+                        for k, v in result.record.items()
+                    },
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "steps_per_s": (step - started_step) / max(elapsed, 1e-9),
+                    "threads": torch.get_num_threads(),
+                    **training_cost(method.spec, method.passes_per_step(), step),
+                    "train_seconds": seconds(),
+                }
                 for sink in logs:
                     sink.write(last)
                 bar.set_postfix(loss=f"{last['loss']:.4g}")
@@ -170,8 +204,7 @@ def train(config: Config, run_dir: str | Path, device: str = "auto",
 
 
 @contextmanager
-def deferred_signals(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
-                     ) -> Iterator[None]:
+def deferred_signals(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
     """Hold SIGINT and SIGTERM back until the block is done, then deliver the first one to
     its usual handler. A training step updates batch-norm statistics in its forward pass and
     the weights and Adam moments in ``optimizer.step()``: interrupted in between, the
@@ -181,8 +214,7 @@ def deferred_signals(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
         yield
         return
     pending: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
-                for s in signums}
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in signums}
     try:
         yield
     finally:
@@ -192,28 +224,39 @@ def deferred_signals(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
             signal.raise_signal(pending[0])
 
 
-def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int,
-            value: torch.Tensor | None = None) -> None:
+def descend(
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    step: int,
+    value: torch.Tensor | None = None,
+) -> None:
     """One optimizer step on ``loss``; a non-finite loss (or reported ``value``) stops training
     before the weights change, so every checkpoint on disk stays finite."""
     if not torch.isfinite(loss if value is None else value):
-        raise WeightgenError(f"non-finite loss at step {step + 1}; training stopped, the last "
-                             f"good checkpoint is kept (try a smaller learning rate)")
+        raise WeightgenError(
+            f"non-finite loss at step {step + 1}; training stopped, the last "
+            f"good checkpoint is kept (try a smaller learning rate)"
+        )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     with torch.no_grad():  # before any checkpoint is written; one host sync per step
-        finite = torch.stack([torch.isfinite(p).all() for group in optimizer.param_groups
-                              for p in group["params"]]).all()
+        finite = torch.stack(
+            [torch.isfinite(p).all() for group in optimizer.param_groups for p in group["params"]]
+        ).all()
     if not finite:
-        raise WeightgenError(f"the update of step {step + 1} made the weights non-finite; "
-                             f"training stopped, the last good checkpoint is kept (learning "
-                             f"rate {optimizer.param_groups[0]['lr']:g} too large?)")
+        raise WeightgenError(
+            f"the update of step {step + 1} made the weights non-finite; "
+            f"training stopped, the last good checkpoint is kept (learning "
+            f"rate {optimizer.param_groups[0]['lr']:g} too large?)"
+        )
 
 
 def describe(v: dict[str, Any]) -> str:
     """One line for a validation record."""
-    text = (f"step {v['step']}: validation accuracy mean {v['accuracy_mean']:.4f} (min "
-            f"{v['accuracy_min']:.4f}, max {v['accuracy_max']:.4f}), majority vote "
-            f"{v['ensemble_majority_vote']:.4f}")
+    text = (
+        f"step {v['step']}: validation accuracy mean {v['accuracy_mean']:.4f} (min "
+        f"{v['accuracy_min']:.4f}, max {v['accuracy_max']:.4f}), majority vote "
+        f"{v['ensemble_majority_vote']:.4f}"
+    )
     return text + (f", entropy {v['entropy']:.1f}" if "entropy" in v else "")

@@ -10,6 +10,7 @@ from .errors import WeightgenError
 if TYPE_CHECKING:  # only annotations: memory sits below the models
     from .targets import TargetSpec
 
+
 def available_bytes() -> int:
     """Memory the system can give this process now (MemAvailable; total RAM elsewhere)."""
     try:
@@ -48,8 +49,9 @@ def readable_bytes(count: float) -> str:
     """A byte count for people: 512 B, 3.2 KiB, 40 MiB, 1.6 GiB, 3.6 TiB."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(count) < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" or abs(count) >= 100 else \
-                f"{count:.1f} {unit}"
+            return (
+                f"{count:.0f} {unit}" if unit == "B" or abs(count) >= 100 else f"{count:.1f} {unit}"
+            )
         count /= 1024
     raise AssertionError("unreachable")
 
@@ -58,5 +60,7 @@ def require(needed: int, what: str, advice: str) -> None:
     """Refuse ``what`` when it needs more memory than is available."""
     have = available_bytes()
     if needed > have:
-        raise WeightgenError(f"{what} needs about {readable_bytes(needed)} of memory, "
-                             f"{readable_bytes(have)} are available; {advice}")
+        raise WeightgenError(
+            f"{what} needs about {readable_bytes(needed)} of memory, "
+            f"{readable_bytes(have)} are available; {advice}"
+        )

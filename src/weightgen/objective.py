@@ -10,9 +10,9 @@ import torch.distributed
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import check_config
 from .distributed import gather_rows, is_distributed, mean_over_ranks
 from .entropy import kl_entropy
+from .errors import check_config
 from .models.hypernet import HyperNetwork
 from .symmetry import canonical_order, gauge_fix, gauge_penalty
 from .targets import ConvImpl, TargetSpec, forward
@@ -36,8 +36,9 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         check_config(self.lam > 0, "objective.lambda", "must be > 0")
         check_config(self.gamma >= 0, "objective.gamma", "must be >= 0")
-        check_config(self.entropy_dim is None or self.entropy_dim > 0, "objective.entropy_dim",
-                 "must be > 0")
+        check_config(
+            self.entropy_dim is None or self.entropy_dim > 0, "objective.entropy_dim", "must be > 0"
+        )
         check_config(self.function_weight >= 0, "objective.function_weight", "must be >= 0")
         check_config(self.function_images >= 1, "objective.function_images", "must be >= 1")
 
@@ -60,10 +61,16 @@ class ObjectiveTerms:
     function_entropy: Tensor
 
 
-def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tensor, labels: Tensor,
-              cfg: ObjectiveConfig, conv_impl: ConvImpl | None = None,
-              shared_images: Tensor | None = None,
-              precision: str = "float32") -> ObjectiveTerms:
+def objective(
+    hypernet: HyperNetwork | torch.nn.Module,
+    z: Tensor,
+    images: Tensor,
+    labels: Tensor,
+    cfg: ObjectiveConfig,
+    conv_impl: ConvImpl | None = None,
+    shared_images: Tensor | None = None,
+    precision: str = "float32",
+) -> ObjectiveTerms:
     """λ·CE(T(x; G(z))) − Ĥ(S(G(z))) (eq. 11 with eqs. 12–14), or with cfg.gauge == "soft"
     λ·CE + γ·𝒢(G(z)) − Ĥ(G(z)) (eq. 10).
 
@@ -85,8 +92,7 @@ def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tenso
     filters = hypernet(z)
     if cfg.gauge == "exact":
         filters = gauge_fix(spec, filters)
-    with torch.autocast(images.device.type, dtype=torch.bfloat16,
-                        enabled=precision == "bfloat16"):
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
         logits = forward(spec, filters, images, conv_impl).float()  # (K, B, classes)
     ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
     d = cfg.entropy_dim or generator.cfg.noise_dim
@@ -106,19 +112,32 @@ def objective(hypernet: HyperNetwork | torch.nn.Module, z: Tensor, images: Tenso
         accuracy = mean_over_ranks((logits.argmax(-1) == labels).float().mean())
         ce_all, penalty_all = mean_over_ranks(ce), mean_over_ranks(penalty)
         value = combined_loss(cfg, ce_all, penalty_all, entropy, function_entropy)
-    return ObjectiveTerms(loss, value.detach(), ce_all, entropy.detach(), penalty_all, accuracy,
-                          function_entropy.detach())
+    return ObjectiveTerms(
+        loss,
+        value.detach(),
+        ce_all,
+        entropy.detach(),
+        penalty_all,
+        accuracy,
+        function_entropy.detach(),
+    )
 
 
-def combined_loss(cfg: ObjectiveConfig, ce: Tensor | float, penalty: Tensor | float,
-                  entropy: Tensor | float, function_entropy: Tensor | float) -> Tensor | float:
+def combined_loss(
+    cfg: ObjectiveConfig,
+    ce: Tensor | float,
+    penalty: Tensor | float,
+    entropy: Tensor | float,
+    function_entropy: Tensor | float,
+) -> Tensor | float:
     """λ·CE + γ·𝒢 − Ĥ − β·Ĥ_f: eq. 11 (eq. 10 with the soft gauge), with the function-space
     term beyond the paper."""
     return cfg.lam * ce + cfg.gamma * penalty - (entropy + cfg.function_weight * function_entropy)
 
 
-def weight_entropy(spec: TargetSpec, filters: list[Tensor], cfg: ObjectiveConfig, d: int,
-                   gather: bool = True) -> Tensor:
+def weight_entropy(
+    spec: TargetSpec, filters: list[Tensor], cfg: ObjectiveConfig, d: int, gather: bool = True
+) -> Tensor:
     """Ĥ of the networks' weights (eq. 14): of the filters as given, or of their
     permutation-canonical form; over every rank's rows when ``gather``."""
     diverse = canonical_order(spec, filters) if cfg.canonical_permutation else filters
@@ -126,9 +145,15 @@ def weight_entropy(spec: TargetSpec, filters: list[Tensor], cfg: ObjectiveConfig
     return kl_entropy(gather_rows(rows) if gather else rows, cfg.entropy_metric, d)
 
 
-def output_entropy(spec: TargetSpec, filters: list[Tensor], images: Tensor,
-                   cfg: ObjectiveConfig, d: int, conv_impl: ConvImpl | None = None,
-                   gather: bool = True) -> Tensor:
+def output_entropy(
+    spec: TargetSpec,
+    filters: list[Tensor],
+    images: Tensor,
+    cfg: ObjectiveConfig,
+    d: int,
+    conv_impl: ConvImpl | None = None,
+    gather: bool = True,
+) -> Tensor:
     """Ĥ_f: the entropy estimate of the networks' class probabilities on shared images
     (M, C, H, W), invariant to every weight-space symmetry."""
     probs = forward(spec, filters, images, conv_impl).softmax(-1)  # (K, M, classes)

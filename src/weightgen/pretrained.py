@@ -35,10 +35,11 @@ def resolve(source: str | Path) -> Path:
     text = str(source)
     if not text.startswith(PREFIX):
         return Path(source)
-    name = text[len(PREFIX):]
+    name = text[len(PREFIX) :]
     if name not in available():
-        raise WeightgenError(f"no pretrained generator {name!r}; shipped: "
-                             f"{', '.join(available()) or 'none'}")
+        raise WeightgenError(
+            f"no pretrained generator {name!r}; shipped: {', '.join(available()) or 'none'}"
+        )
     return FOLDER / name
 
 
@@ -49,6 +50,7 @@ def is_pretrained_folder(folder: Path) -> bool:
 def load_weights(folder: Path) -> dict[str, torch.Tensor]:
     """The generator's state dict (a checkpoint's ``model``)."""
     from safetensors.torch import load_file
+
     return load_file(folder / WEIGHTS)
 
 
@@ -59,6 +61,7 @@ def card(folder: Path) -> dict:
 def export(state: dict[str, torch.Tensor], config_yaml: str, info: dict, out: Path) -> None:
     """Write a shipped generator: weights, its config and its card."""
     from safetensors.torch import save_file
+
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / WEIGHTS) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))

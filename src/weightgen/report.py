@@ -13,21 +13,20 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from . import pretrained
 from .analysis import figures
 from .analysis.adversarial import fgsm_curves
 from .analysis.diversity import diversity_summary, failure_mode, filter_importance
-from .uncertainty import uncertainty_report
-from .analysis.weightspace import (PathWalk, filter_images, paths, pca_groups,
-                                  principal_components)
+from .analysis.weightspace import PathWalk, filter_images, paths, pca_groups, principal_components
 from .data import DataConfig, check_fits, load_dataset, load_ood_split
 from .errors import WeightgenError
 from .evaluate import CURVE_SIZES, ensemble_size_curve, evaluate_networks, predict
@@ -35,12 +34,12 @@ from .exchange import load_networks
 from .fileio import MetricsLog, atomic_write_text
 from .interrupts import check as check_interrupt
 from .methods.toy import ToyMethod
-from .runfolder import open_run, run_cost
-from . import pretrained
 from .reportpage import provenance, render_html, render_markdown
 from .reportsettings import ReportSettings
 from .rng import seeded_generator
+from .runfolder import open_run, run_cost
 from .targets import TargetSpec
+from .uncertainty import uncertainty_report
 
 
 @dataclass
@@ -62,24 +61,36 @@ class Source:
         return wanted if self.size is None else min(wanted, self.size)
 
 
-def open_source(path: str | Path, seed: int, device: str = "cpu",
-                step: int | str | None = None) -> Source:
+def open_source(
+    path: str | Path, seed: int, device: str = "cpu", step: int | str | None = None
+) -> Source:
     """A run folder of any method (a generator, or a fixed set of networks; checkpoint
     ``step``, default the newest) or a networks file as a report source; the report's draws use
     their own seeded stream."""
     path, where = pretrained.resolve(path), torch.device(device)
     if not path.is_dir():
         networks = load_networks(path)
-        return Source(f"{networks.metadata.get('run', path.stem)} ({path.name})", networks.spec,
-                      _cycling([f.to(where) for f in networks.filters()]), size=len(networks),
-                      device=where)
+        return Source(
+            f"{networks.metadata.get('run', path.stem)} ({path.name})",
+            networks.spec,
+            _cycling([f.to(where) for f in networks.filters()]),
+            size=len(networks),
+            device=where,
+        )
     method = open_run(path, device, step)
     name = f"{method.config.name} (step {method.step})"
     cost = run_cost(method, path)
     if method.size is not None:
-        return Source(name, method.spec, _cycling(method.draw(method.size, None).filters),
-                      size=method.size, data=method.config.data, run_dir=path, device=where,
-                      cost=cost)
+        return Source(
+            name,
+            method.spec,
+            _cycling(method.draw(method.size, None).filters),
+            size=method.size,
+            data=method.config.data,
+            run_dir=path,
+            device=where,
+            cost=cost,
+        )
     # draw 0 is skipped: reports made before the Source knew its device spent it on finding
     # the device, and a generator's report keeps drawing the same networks as theirs
     draws = iter(range(1, 1 << 62))
@@ -87,8 +98,16 @@ def open_source(path: str | Path, seed: int, device: str = "cpu",
     def draw(k: int) -> list[Tensor]:
         return method.draw(k, seeded_generator(seed, "report", next(draws))).filters
 
-    return Source(name, method.spec, draw, method.walk, data=method.config.data, run_dir=path,
-                  device=where, cost=cost)
+    return Source(
+        name,
+        method.spec,
+        draw,
+        method.walk,
+        data=method.config.data,
+        run_dir=path,
+        device=where,
+        cost=cost,
+    )
 
 
 def _cycling(filters: list[Tensor]) -> Callable[[int], list[Tensor]]:
@@ -120,8 +139,9 @@ def check_report_folder(out: Path, force: bool) -> None:
         raise WeightgenError(f"--out {out} is a file; give a folder for the report")
     if out.is_dir() and any(out.iterdir()):
         if not is_report_folder(out):
-            raise WeightgenError(f"--out {out} is a folder of other files, not a report; "
-                                 f"choose another --out")
+            raise WeightgenError(
+                f"--out {out} is a folder of other files, not a report; choose another --out"
+            )
         if not force:
             raise WeightgenError(f"{out} holds a report; pass --force to replace it")
 
@@ -153,10 +173,16 @@ def report_folder(out: Path, force: bool = False) -> Iterator[Path]:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSettings,
-                 data_dir: str | None = None, progress: bool = True,
-                 data: DataConfig | None = None, ood: str | None = "fashion_mnist",
-                 command: str | None = None) -> dict:
+def build_report(
+    sources: Sequence[Source | Path],
+    out: Path,
+    settings: ReportSettings,
+    data_dir: str | None = None,
+    progress: bool = True,
+    data: DataConfig | None = None,
+    ood: str | None = "fashion_mnist",
+    command: str | None = None,
+) -> dict:
     """Run every analysis on every source (a Path: the folder of a finished report, whose
     sources are reused) on the test split of ``data`` (MNIST by default), with ``ood``'s test
     split as the out-of-distribution set (None: none); write figures, metrics.json,
@@ -167,21 +193,33 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
     computed = [s for s in sources if not isinstance(s, Path)]
     dataset = load_dataset(data or DataConfig(), data_dir)
     for source in computed:
-        check_fits(source.spec, dataset.input_shape, dataset.num_classes,
-                   f"dataset {dataset.name}")
+        check_fits(source.spec, dataset.input_shape, dataset.num_classes, f"dataset {dataset.name}")
     device = computed[0].device if computed else torch.device("cpu")
     test = dataset.test.head(settings.test_images).to(device)
-    ood_split = (load_ood_split(ood, dataset.input_shape, data_dir).head(len(test)).to(device)
-                 if ood else None)
-    metrics_data = {"data": dataset.name, "ood": ood, "test_images": len(test),
-                    "provenance": provenance(command)}
+    ood_split = (
+        load_ood_split(ood, dataset.input_shape, data_dir).head(len(test)).to(device)
+        if ood
+        else None
+    )
+    metrics_data = {
+        "data": dataset.name,
+        "ood": ood,
+        "test_images": len(test),
+        "provenance": provenance(command),
+    }
 
     figs: list[tuple[str, Path]] = []
     metrics: dict = {"settings": settings.__dict__, **metrics_data, "sources": {}}
     accuracies: dict[str, Tensor] = {}
     adversarial: dict[str, dict[str, Tensor]] = {}
-    stages = ["accuracy and ensembles", "calibration and OOD", "diversity", "PCA and filters",
-              "paths", "adversarial"]
+    stages = [
+        "accuracy and ensembles",
+        "calibration and OOD",
+        "diversity",
+        "PCA and filters",
+        "paths",
+        "adversarial",
+    ]
     bar = tqdm(total=len(stages) * len(computed), disable=not progress, desc="report")
     for source in sources:
         if isinstance(source, Path):
@@ -193,15 +231,25 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         log = source.run_dir / "metrics.jsonl" if source.run_dir is not None else None
         if log is not None and log.is_file():
             records = MetricsLog(log).records()
-            figs.append((f"Training curves, {source.name}", figures.training_curves(
-                records, source.name, out / f"training_{slug}.png")))
+            figs.append(
+                (
+                    f"Training curves, {source.name}",
+                    figures.training_curves(records, source.name, out / f"training_{slug}.png"),
+                )
+            )
         bar.set_postfix_str(f"{source.name}: {stages[0]}")
         n = source.count(settings.networks)
         size = min(settings.ensemble_size, n)
         filters = source.draw(n)
-        result = evaluate_networks(source.spec, filters, test, ensemble_size=size,
-                                   precision=settings.precision, progress=progress,
-                                   keep_first_logits=True)
+        result = evaluate_networks(
+            source.spec,
+            filters,
+            test,
+            ensemble_size=size,
+            precision=settings.precision,
+            progress=progress,
+            keep_first_logits=True,
+        )
         ensemble_logits = result.pop("first_ensemble_logits")  # (size, N, classes)
         accuracies[source.name] = torch.tensor(result["accuracies"])
         m["accuracy"] = result
@@ -216,27 +264,35 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
             except (RuntimeError, ValueError, IndexError, ZeroDivisionError) as err:
                 if "out of memory" in str(err) or "allocate" in str(err):
                     raise
-                reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else \
-                    type(err).__name__
+                reason = (
+                    str(err).strip().splitlines()[0][:200]
+                    if str(err).strip()
+                    else type(err).__name__
+                )
                 m.setdefault("skipped", {})[stages[index]] = reason
             bar.update(1)
 
         def calibration_and_ood() -> None:
             ensemble = [f[:size] for f in filters]
-            ood_logits = None if ood_split is None else predict(
-                source.spec, ensemble, ood_split.images, precision=settings.precision)
+            ood_logits = (
+                None
+                if ood_split is None
+                else predict(source.spec, ensemble, ood_split.images, precision=settings.precision)
+            )
             m["uncertainty"] = uncertainty_report(ensemble_logits, test.labels, ood_logits)
             # issue 26's cost curve: sizes 1..200 within the first ensemble
-            m["curve"] = ensemble_size_curve(ensemble_logits, test.labels, CURVE_SIZES,
-                                             ood_logits)
+            m["curve"] = ensemble_size_curve(ensemble_logits, test.labels, CURVE_SIZES, ood_logits)
             if source.cost is not None:
                 m["cost"] = source.cost
 
         def diversity() -> None:
             _need_two(source.count(settings.diversity_networks), "--diversity-networks")
-            few = [f[:source.count(settings.diversity_networks)] for f in filters]
-            m["diversity"] = diversity_summary(source.spec, few, predict(
-                source.spec, few, test.images, precision=settings.precision))
+            few = [f[: source.count(settings.diversity_networks)] for f in filters]
+            m["diversity"] = diversity_summary(
+                source.spec,
+                few,
+                predict(source.spec, few, test.images, precision=settings.precision),
+            )
 
         stage(1, calibration_and_ood)
         stage(2, diversity)
@@ -247,15 +303,25 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
         metrics["sources"][source.name] = m
     bar.close()
     check_interrupt()
-    figs.insert(0, ("Accuracy histograms (Fig. 3)",
-                    figures.accuracy_histograms(accuracies, out / "accuracy_histograms.png")))
+    figs.insert(
+        0,
+        (
+            "Accuracy histograms (Fig. 3)",
+            figures.accuracy_histograms(accuracies, out / "accuracy_histograms.png"),
+        ),
+    )
     if adversarial:
-        figs.append(("Adversarial examples (Fig. 6)",
-                     figures.adversarial_curves(adversarial, out / "adversarial.png")))
+        figs.append(
+            (
+                "Adversarial examples (Fig. 6)",
+                figures.adversarial_curves(adversarial, out / "adversarial.png"),
+            )
+        )
     curves = {name: m["curve"] for name, m in metrics["sources"].items() if "curve" in m}
     if curves:
-        figs.append(("Ensemble size", figures.ensemble_size_curves(
-            curves, out / "ensemble_size.png")))
+        figs.append(
+            ("Ensemble size", figures.ensemble_size_curves(curves, out / "ensemble_size.png"))
+        )
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     markdown = render_markdown(metrics, figs, out)
     atomic_write_text(out / "report.md", markdown)
@@ -263,64 +329,126 @@ def build_report(sources: Sequence[Source | Path], out: Path, settings: ReportSe
     return metrics
 
 
-def _pca_and_filters(source: Source, settings: ReportSettings, out: Path, slug: str, m: dict,
-                     figs: list[tuple[str, Path]]) -> None:
+def _pca_and_filters(
+    source: Source,
+    settings: ReportSettings,
+    out: Path,
+    slug: str,
+    m: dict,
+    figs: list[tuple[str, Path]],
+) -> None:
     """The failure-mode diagnostic, the PCA scatter matrices and the filter samples."""
     _need_two(source.count(settings.pca_samples), "--pca-samples")
     sample = source.draw(source.count(settings.pca_samples))
     m["failure_mode"] = failure_mode(source.spec, sample)
-    figs.append((f"Failure-mode diagnostic, {source.name}", figures.failure_mode_scatter(
-        filter_importance(source.spec, sample),
-        [layer.name for layer in source.spec.layers[:-1]], source.name,
-        out / f"failure_mode_{slug}.png")))
+    figs.append(
+        (
+            f"Failure-mode diagnostic, {source.name}",
+            figures.failure_mode_scatter(
+                filter_importance(source.spec, sample),
+                [layer.name for layer in source.spec.layers[:-1]],
+                source.name,
+                out / f"failure_mode_{slug}.png",
+            ),
+        )
+    )
     m["pca_explained_variance"] = {}
     for group, samples in pca_groups(source.spec, sample).items():
         check_interrupt()
         pca = principal_components(samples, settings.pca_components)
         m["pca_explained_variance"][group] = pca["explained"].tolist()
-        figs.append((f"PCA, {group}, {source.name}", figures.pca_scatter_matrix(
-            pca["projection"].cpu(), pca["explained"], f"{group} — {source.name}",
-            out / f"pca_{_slug(group)}_{slug}.png")))
+        figs.append(
+            (
+                f"PCA, {group}, {source.name}",
+                figures.pca_scatter_matrix(
+                    pca["projection"].cpu(),
+                    pca["explained"],
+                    f"{group} — {source.name}",
+                    out / f"pca_{_slug(group)}_{slug}.png",
+                ),
+            )
+        )
     for title, images in filter_images(source.spec, sample, settings.filter_samples).items():
         check_interrupt()
-        figs.append((f"Filter samples, {title}, {source.name}", figures.filter_grid(
-            images.cpu(), f"{title} — {source.name}", out / f"filters_{_slug(title)}_{slug}.png")))
+        figs.append(
+            (
+                f"Filter samples, {title}, {source.name}",
+                figures.filter_grid(
+                    images.cpu(),
+                    f"{title} — {source.name}",
+                    out / f"filters_{_slug(title)}_{slug}.png",
+                ),
+            )
+        )
 
 
 def _need_two(count: int, option: str) -> None:
     """Variances and distances need two networks at least."""
     if count < 2:
-        raise ValueError(f"needs at least 2 networks ({option} or the source's size), got "
-                         f"{count}")
+        raise ValueError(f"needs at least 2 networks ({option} or the source's size), got {count}")
 
 
-def _paths(source: Source, settings: ReportSettings, test, out: Path, slug: str, m: dict,
-           figs: list[tuple[str, Path]]) -> None:
+def _paths(
+    source: Source,
+    settings: ReportSettings,
+    test,
+    out: Path,
+    slug: str,
+    m: dict,
+    figs: list[tuple[str, Path]],
+) -> None:
     """Accuracy along paths between networks (Figs. 4-5), for sources with noise to walk."""
     if source.walk is None:
         return
-    walk = paths(source.spec, source.walk, test, settings.path_pairs, settings.path_points,
-                 settings.seed, settings.precision)
-    m["paths"] = {"direct_min_accuracy_mean": walk["direct"].min(1).values.mean().item(),
-                  "interpolated_min_accuracy_mean":
-                      walk["interpolated"].min(1).values.mean().item()}
-    figs.append((f"Paths in weight space, {source.name}", figures.path_accuracies(
-        walk, source.name, out / f"paths_{slug}.png")))
+    walk = paths(
+        source.spec,
+        source.walk,
+        test,
+        settings.path_pairs,
+        settings.path_points,
+        settings.seed,
+        settings.precision,
+    )
+    m["paths"] = {
+        "direct_min_accuracy_mean": walk["direct"].min(1).values.mean().item(),
+        "interpolated_min_accuracy_mean": walk["interpolated"].min(1).values.mean().item(),
+    }
+    figs.append(
+        (
+            f"Paths in weight space, {source.name}",
+            figures.path_accuracies(walk, source.name, out / f"paths_{slug}.png"),
+        )
+    )
 
 
-def _adversarial(source: Source, settings: ReportSettings, test, m: dict,
-                 adversarial: dict[str, dict[str, Tensor]]) -> None:
+def _adversarial(
+    source: Source,
+    settings: ReportSettings,
+    test,
+    m: dict,
+    adversarial: dict[str, dict[str, Tensor]],
+) -> None:
     """FGSM curves of single networks and ensembles (Fig. 6)."""
-    curves = fgsm_curves(source.spec, source.draw, test, settings.adversarial_images,
-                         source.count(settings.adversarial_ensemble), seed=settings.seed)
+    curves = fgsm_curves(
+        source.spec,
+        source.draw,
+        test,
+        settings.adversarial_images,
+        source.count(settings.adversarial_ensemble),
+        seed=settings.seed,
+    )
     if int(curves["images"]) == 0:
-        raise ValueError("no attacked network classified any of its test images correctly, "
-                         "so there is nothing to attack")
+        raise ValueError(
+            "no attacked network classified any of its test images correctly, "
+            "so there is nothing to attack"
+        )
     adversarial[source.name] = curves
-    m["adversarial"] = {"epsilon": curves["epsilon"].tolist(),
-                        "single": curves["single"].tolist(),
-                        "ensemble": curves["ensemble"].tolist(),
-                        "images": int(curves["images"])}
+    m["adversarial"] = {
+        "epsilon": curves["epsilon"].tolist(),
+        "single": curves["single"].tolist(),
+        "ensemble": curves["ensemble"].tolist(),
+        "images": int(curves["images"]),
+    }
 
 
 def _finished_report(folder: str | Path) -> dict:
@@ -337,9 +465,15 @@ def _finished_report(folder: str | Path) -> dict:
     return old
 
 
-def _reuse_report(folder: Path, old: dict, out: Path, metrics: dict,
-                  figs: list[tuple[str, Path]], accuracies: dict[str, Tensor],
-                  adversarial: dict[str, dict[str, Tensor]]) -> None:
+def _reuse_report(
+    folder: Path,
+    old: dict,
+    out: Path,
+    metrics: dict,
+    figs: list[tuple[str, Path]],
+    accuracies: dict[str, Tensor],
+    adversarial: dict[str, dict[str, Tensor]],
+) -> None:
     """Add the sources of the finished report ``old`` (from ``folder``): numbers, per-source
     figures (copied into ``out``), accuracies for Fig. 3 and curves for Fig. 6."""
     for name, m in old["sources"].items():
@@ -349,11 +483,15 @@ def _reuse_report(folder: Path, old: dict, out: Path, metrics: dict,
             figs.append((title, out / filename))
         accuracies[name] = torch.tensor(m["accuracy"]["accuracies"])
         if "adversarial" in m:  # not where that report skipped the step
-            adversarial[name] = {key: torch.tensor(m["adversarial"][key])
-                                 for key in ("epsilon", "single", "ensemble", "images")}
+            adversarial[name] = {
+                key: torch.tensor(m["adversarial"][key])
+                for key in ("epsilon", "single", "ensemble", "images")
+            }
         metrics["sources"][name] = m
-        metrics.setdefault("reused", {})[name] = {"report": str(folder),
-                                                  "settings": old["settings"]}
+        metrics.setdefault("reused", {})[name] = {
+            "report": str(folder),
+            "settings": old["settings"],
+        }
 
 
 def toy_report(method: ToyMethod, out: Path, command: str | None = None) -> dict:
@@ -362,10 +500,14 @@ def toy_report(method: ToyMethod, out: Path, command: str | None = None) -> dict
 
     path = toy_path(method.generator, method.density, method.config.toy.path_points)
     figs = [("Toy problem (Fig. 2)", figures.toy_figure(method.density, path, out / "toy.png"))]
-    metrics = {"toy": {"step": method.step,
-                       "mean_density_on_path": path["density"].mean().item(),
-                       "max_nn_distance": path["nn_distance"].max().item()},
-               "provenance": provenance(command)}
+    metrics = {
+        "toy": {
+            "step": method.step,
+            "mean_density_on_path": path["density"].mean().item(),
+            "max_nn_distance": path["nn_distance"].max().item(),
+        },
+        "provenance": provenance(command),
+    }
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write_text(out / "report.md", render_markdown(metrics, figs, out))
     atomic_write_text(out / "index.html", render_html(metrics, figs))

@@ -25,23 +25,31 @@ from typing import Any
 import torch
 import yaml
 
-from .config import Config, config_from_dict, save_config
 from . import pretrained
-from .errors import WeightgenError
+from .config import Config, config_from_dict, save_config
 from .cost import training_cost
+from .errors import WeightgenError
 from .fileio import MetricsLog, atomic_path, atomic_write_text
 from .methods import Method, build_method
 
 # (section, key) pairs a run may change when it is continued; the top-level name is free too
-RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("train", "log_every"),
-                     ("train", "tensorboard"), ("train", "keep_checkpoints"),
-                     ("train", "keep_best_checkpoint"), ("toy", "steps"), ("direct", "steps"),
-                     ("mnfg", "steps")}
+RESUMABLE_CHANGES = {
+    ("train", "steps"),
+    ("train", "checkpoint_every"),
+    ("train", "log_every"),
+    ("train", "tensorboard"),
+    ("train", "keep_checkpoints"),
+    ("train", "keep_best_checkpoint"),
+    ("toy", "steps"),
+    ("direct", "steps"),
+    ("mnfg", "steps"),
+}
 LOCK_FILE = ".lock"
 
 
-def first_difference(saved: dict, new: dict, shared_keys_only: bool = False
-                     ) -> tuple[str, Any, Any] | None:
+def first_difference(
+    saved: dict, new: dict, shared_keys_only: bool = False
+) -> tuple[str, Any, Any] | None:
     """The first ``section.key`` whose value differs between two configs (plain data), with
     both values; changes in RESUMABLE_CHANGES and the name do not count. With
     ``shared_keys_only`` a key missing on either side (an older version's file) is skipped."""
@@ -109,26 +117,31 @@ class RunLock:
         self.run_dir = Path(run_dir)
         self._fd: int | None = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         path = self.run_dir / LOCK_FILE
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
-            raise WeightgenError(f"cannot create run folder {self.run_dir}: "
-                                 f"{err.strerror}") from None
+            raise WeightgenError(
+                f"cannot create run folder {self.run_dir}: {err.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = _holder_text(os.pread(fd, 4096, 0).decode(errors="replace"))
             os.close(fd)
-            raise WeightgenError(f"{self.run_dir} is in use by another weightgen process "
-                                 f"({holder}); wait for it to finish or use another --out"
-                                 ) from None
+            raise WeightgenError(
+                f"{self.run_dir} is in use by another weightgen process "
+                f"({holder}); wait for it to finish or use another --out"
+            ) from None
         previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         if previous:
-            print(f"weightgen: taking over the stale lock of {self.run_dir} "
-                  f"({_holder_text(previous)}, no longer running)", file=sys.stderr)
+            print(
+                f"weightgen: taking over the stale lock of {self.run_dir} "
+                f"({_holder_text(previous)}, no longer running)",
+                file=sys.stderr,
+            )
         started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})
         os.ftruncate(fd, 0)
@@ -156,8 +169,9 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(checkpoint_dir(run_dir).glob("step-*.pt"))
 
 
-def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], keep: int,
-                    keep_best: bool = False) -> Path:
+def save_checkpoint(
+    run_dir: str | Path, step: int, payload: dict[str, Any], keep: int, keep_best: bool = False
+) -> Path:
     """Write ``payload`` as checkpoint ``step`` (temporary file, fsync, rename); keep the newest
     ``keep`` checkpoints and, with ``keep_best``, also the one :func:`best_validated_step`
     names, so that ``--step best`` still finds it after the run trained on."""
@@ -176,7 +190,7 @@ def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], kee
     return path
 
 
-FULL_DISK_BYTES = 64 * 2 ** 20  # less free than this after a failed write: the disk is full
+FULL_DISK_BYTES = 64 * 2**20  # less free than this after a failed write: the disk is full
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -188,10 +202,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except FileNotFoundError:
         raise WeightgenError(f"{path}: no such checkpoint") from None
     except pickle.UnpicklingError:  # weights_only refused an object: nothing was run
-        raise WeightgenError(f"{path}: unsafe checkpoint (it holds Python objects that would "
-                             f"run code when loaded); refused, nothing ran") from None
-    except ( RuntimeError, zipfile.BadZipFile, EOFError, OSError,
-            ValueError, AttributeError, KeyError) as err:
+        raise WeightgenError(
+            f"{path}: unsafe checkpoint (it holds Python objects that would "
+            f"run code when loaded); refused, nothing ran"
+        ) from None
+    except (
+        RuntimeError,
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        AttributeError,
+        KeyError,
+    ) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WeightgenError(f"{path}: unreadable or unsafe checkpoint ({first[:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -209,19 +232,24 @@ def check_belongs(path: Path, payload: dict[str, Any], run_config: dict | None) 
     """Refuse a checkpoint that is not this run's: its step must be the one in its file name
     and its config the run's config.yaml (up to changes a resumed run may make)."""
     if payload["step"] != _step_in_name(path):
-        raise WeightgenError(f"{path} holds step {payload['step']}, not the step of its name "
-                             f"(renamed or copied from elsewhere?); move it out of "
-                             f"{path.parent}")
+        raise WeightgenError(
+            f"{path} holds step {payload['step']}, not the step of its name "
+            f"(renamed or copied from elsewhere?); move it out of "
+            f"{path.parent}"
+        )
     if run_config is not None and isinstance(payload.get("config"), dict):
         difference = first_difference(run_config, payload["config"], shared_keys_only=True)
         if difference is not None:
             key, ours, theirs = difference
-            raise WeightgenError(f"{path} belongs to another run ({key} is {theirs!r} there, "
-                                 f"{ours!r} in config.yaml); move it out of {path.parent}")
+            raise WeightgenError(
+                f"{path} belongs to another run ({key} is {theirs!r} there, "
+                f"{ours!r} in config.yaml); move it out of {path.parent}"
+            )
 
 
-def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu"
-                ) -> dict[str, Any] | None:
+def load_latest(
+    run_dir: str | Path, map_location: str | torch.device = "cpu"
+) -> dict[str, Any] | None:
     """The newest checkpoint that loads and belongs to the run (:func:`check_belongs`, against
     config.yaml when there is one); a corrupt newer one is reported in one line and skipped.
     None when the run has no checkpoint."""
@@ -235,8 +263,7 @@ def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu"
             skipped.append(str(err))
             continue
         for problem in skipped:
-            print(f"weightgen: warning: {problem}; using the previous checkpoint",
-                  file=sys.stderr)
+            print(f"weightgen: warning: {problem}; using the previous checkpoint", file=sys.stderr)
         check_belongs(path, payload, run_config)
         return payload
     if candidates:  # one line: the newest checkpoint's problem
@@ -253,9 +280,11 @@ def _check_compatible(saved: dict, new: dict) -> None:
     difference = first_difference(saved, new)
     if difference is not None:
         key, there, now = difference
-        raise WeightgenError(f"the run folder was made with a different config ({key}: "
-                             f"{there!r} there, {now!r} now); use another --out or the same "
-                             f"config")
+        raise WeightgenError(
+            f"the run folder was made with a different config ({key}: "
+            f"{there!r} there, {now!r} now); use another --out or the same "
+            f"config"
+        )
 
 
 def prepare_run_folder(config: Config, run_dir: Path) -> None:
@@ -269,11 +298,16 @@ def prepare_run_folder(config: Config, run_dir: Path) -> None:
         newest = load_latest(run_dir)
         if newest is not None and isinstance(newest.get("config"), dict):
             atomic_write_text(config_path, yaml.safe_dump(newest["config"], sort_keys=False))
-            print(f"weightgen: {config_path} was missing; restored from checkpoint step "
-                  f"{newest['step']}", file=sys.stderr)
+            print(
+                f"weightgen: {config_path} was missing; restored from checkpoint step "
+                f"{newest['step']}",
+                file=sys.stderr,
+            )
         else:
-            raise WeightgenError(f"{run_dir} has checkpoints but no config.yaml, and none of "
-                                 f"them holds its config; use another --out")
+            raise WeightgenError(
+                f"{run_dir} has checkpoints but no config.yaml, and none of "
+                f"them holds its config; use another --out"
+            )
     if config_path.exists():
         _check_compatible(saved_config(run_dir), config.to_dict())
     try:
@@ -310,32 +344,37 @@ def best_validated_step(run_dir: str | Path) -> int:
     run_dir = Path(run_dir)
     best = _best_validated_or_none(run_dir)
     if best is None:
-        raise WeightgenError(f"{run_dir}: no validation record for any kept checkpoint "
-                             f"(steps {_steps_text(_kept_steps(run_dir))}); give a step number")
+        raise WeightgenError(
+            f"{run_dir}: no validation record for any kept checkpoint "
+            f"(steps {_steps_text(_kept_steps(run_dir))}); give a step number"
+        )
     return best
 
 
 def _best_validated_or_none(run_dir: Path) -> int | None:
     kept = set(_kept_steps(run_dir))
-    votes = {r["step"]: r["ensemble_majority_vote"]
-             for r in MetricsLog(run_dir / "metrics.jsonl").records()
-             if r.get("kind") == "validation" and r.get("step") in kept
-             and _is_vote(r.get("ensemble_majority_vote"))}
+    votes = {
+        r["step"]: r["ensemble_majority_vote"]
+        for r in MetricsLog(run_dir / "metrics.jsonl").records()
+        if r.get("kind") == "validation"
+        and r.get("step") in kept
+        and _is_vote(r.get("ensemble_majority_vote"))
+    }
     return max(votes, key=lambda step: (votes[step], step)) if votes else None
 
 
 def _is_vote(value: Any) -> bool:
     """A usable validation vote: a finite number (a damaged record's text or NaN is not)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
-        math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _steps_text(steps: list[int]) -> str:
     return ", ".join(map(str, steps)) or "none"
 
 
-def load_step(run_dir: str | Path, step: int | str, map_location: str | torch.device = "cpu"
-              ) -> dict[str, Any]:
+def load_step(
+    run_dir: str | Path, step: int | str, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Checkpoint ``step`` of a run (a step number, or ``"best"``: :func:`best_validated_step`),
     checked like :func:`load_latest` but never replaced by another step."""
     run_dir = Path(run_dir)
@@ -345,16 +384,18 @@ def load_step(run_dir: str | Path, step: int | str, map_location: str | torch.de
         raise WeightgenError(f"step must be a checkpoint's step number or 'best', not {step!r}")
     path = checkpoint_dir(run_dir) / f"step-{step:07d}.pt"
     if not path.is_file():
-        raise WeightgenError(f"{run_dir}: no checkpoint of step {step} (kept: "
-                             f"{_steps_text(_kept_steps(run_dir))})")
+        raise WeightgenError(
+            f"{run_dir}: no checkpoint of step {step} (kept: {_steps_text(_kept_steps(run_dir))})"
+        )
     payload = load_checkpoint(path, map_location)
     run_config = saved_config(run_dir) if (run_dir / "config.yaml").is_file() else None
     check_belongs(path, payload, run_config)
     return payload
 
 
-def open_run(run_dir: str | Path, device: torch.device | str = "cpu",
-             step: int | str | None = None) -> Method:
+def open_run(
+    run_dir: str | Path, device: torch.device | str = "cpu", step: int | str | None = None
+) -> Method:
     """The trained method of a run folder (any method), from its newest good checkpoint or
     checkpoint ``step`` (a number or ``"best"``, :func:`load_step`), or of a shipped generator
     (``pretrained:NAME``, one step); its ``step`` says which. Checkpoints of the toy problem
@@ -365,20 +406,25 @@ def open_run(run_dir: str | Path, device: torch.device | str = "cpu",
         state = {"model": {k: v.to(device) for k, v in pretrained.load_weights(run_dir).items()}}
         shipped = pretrained.card(run_dir)["step"]
         if step not in (None, "best", shipped):
-            raise WeightgenError(f"{run_dir.name}: a shipped generator holds step {shipped} "
-                                 f"only, not {step}")
+            raise WeightgenError(
+                f"{run_dir.name}: a shipped generator holds step {shipped} only, not {step}"
+            )
         step = shipped
     else:
         if not run_dir.is_dir():
             raise WeightgenError(f"{run_dir}: no such run folder")
         if not (run_dir / "config.yaml").is_file() and not list_checkpoints(run_dir):
             raise WeightgenError(f"{run_dir}: not a run folder (no config.yaml)")
-        state = load_latest(run_dir, map_location=device) if step is None else \
-            load_step(run_dir, step, map_location=device)
+        state = (
+            load_latest(run_dir, map_location=device)
+            if step is None
+            else load_step(run_dir, step, map_location=device)
+        )
         if state is None:
             raise WeightgenError(f"{run_dir}: no checkpoint (train first)")
-        config = config_from_dict(state["config"] if isinstance(state.get("config"), dict)
-                                  else saved_config(run_dir))
+        config = config_from_dict(
+            state["config"] if isinstance(state.get("config"), dict) else saved_config(run_dir)
+        )
         step = state["step"]
     method = build_method(config, device)
     method.load_state(state)
@@ -390,9 +436,13 @@ def open_run(run_dir: str | Path, device: torch.device | str = "cpu",
 def run_cost(method: Method, run_dir: Path) -> dict:
     """The counted training cost of a run up to its loaded step, and the wall time of its
     steps where its log records it (runs trained before it did: None)."""
-    seconds = [r["train_seconds"] for r in MetricsLog(run_dir / "metrics.jsonl").records()
-               if r.get("kind") == "train" and r["step"] <= method.step and
-               "train_seconds" in r]
-    return {"steps": method.step,
-            **training_cost(method.spec, method.passes_per_step(), method.step),
-            "train_seconds": seconds[-1] if seconds else None}
+    seconds = [
+        r["train_seconds"]
+        for r in MetricsLog(run_dir / "metrics.jsonl").records()
+        if r.get("kind") == "train" and r["step"] <= method.step and "train_seconds" in r
+    ]
+    return {
+        "steps": method.step,
+        **training_cost(method.spec, method.passes_per_step(), method.step),
+        "train_seconds": seconds[-1] if seconds else None,
+    }

@@ -18,9 +18,9 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def to(self, device: torch.device | str) -> "Split":
+    def to(self, device: torch.device | str) -> Split:
         return Split(self.images.to(device), self.labels.to(device))
 
-    def head(self, n: int | None) -> "Split":
+    def head(self, n: int | None) -> Split:
         """The first n examples (all when n is None)."""
         return self if n is None else Split(self.images[:n], self.labels[:n])

@@ -7,7 +7,7 @@ positively homogeneous activations (ReLU, leaky ReLU) and max-pooling is covered
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -63,16 +63,19 @@ def gauge_fix(spec: TargetSpec, filters: Sequence[Tensor]) -> list[Tensor]:
 
 def gauge_penalty(spec: TargetSpec, filters: Sequence[Tensor]) -> Tensor:
     """𝒢(θ) of eq. 8 for each of the K networks: Σ_{l<m,i} (Σ_k θ² − n)² + (Σ_i b_m,i)²."""
-    penalty = sum(((mat.square().sum(dim=-1) - mat.shape[-1]) ** 2).sum(dim=-1)
-                  for mat in filters[:-1])
+    penalty = sum(
+        ((mat.square().sum(dim=-1) - mat.shape[-1]) ** 2).sum(dim=-1) for mat in filters[:-1]
+    )
     logit_bias_sum = filters[-1][..., -1].sum(dim=-1)
     return penalty + logit_bias_sum.square()
 
 
 # ---- symmetry transforms: T(x; transform(θ)) == T(x; θ) ------------------------------------
 
-def scale_filters(spec: TargetSpec, filters: Sequence[Tensor], index: int,
-                  factors: Tensor) -> list[Tensor]:
+
+def scale_filters(
+    spec: TargetSpec, filters: Sequence[Tensor], index: int, factors: Tensor
+) -> list[Tensor]:
     """Scale filter i of layer ``index`` by factors[..., i] > 0 and unscale the next layer.
 
     factors: (out,) or (K, out) positive.
@@ -95,8 +98,9 @@ def shift_logits(filters: Sequence[Tensor], shift: Tensor | float) -> list[Tenso
     return out
 
 
-def permute_filters(spec: TargetSpec, filters: Sequence[Tensor], index: int,
-                    permutation: Tensor) -> list[Tensor]:
+def permute_filters(
+    spec: TargetSpec, filters: Sequence[Tensor], index: int, permutation: Tensor
+) -> list[Tensor]:
     """Reorder the filters of layer ``index`` and the matching input channels of the next.
 
     permutation: (out,) for every network alike, or (K, out), one order per network.

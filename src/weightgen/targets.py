@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -97,47 +98,62 @@ class TargetSpec:
             if layer.in_size <= 0 or layer.out_size <= 0:
                 raise WeightgenError(f"target spec: layer {layer.name} has a non-positive size")
             if not isinstance(layer.pool, int) or layer.pool < 1 or layer.kernel_size < 1:
-                raise WeightgenError(f"target spec: layer {layer.name} needs pool >= 1 and "
-                                     f"kernel_size >= 1, got {layer.pool!r}, {layer.kernel_size!r}")
+                raise WeightgenError(
+                    f"target spec: layer {layer.name} needs pool >= 1 and "
+                    f"kernel_size >= 1, got {layer.pool!r}, {layer.kernel_size!r}"
+                )
             if layer.kind == "conv":
                 if flat is not None:
                     raise WeightgenError(f"target spec: conv layer {layer.name} after a linear one")
                 if layer.in_size != channels:
                     raise WeightgenError(
                         f"target spec: layer {layer.name} expects {layer.in_size} input channels, "
-                        f"gets {channels}")
+                        f"gets {channels}"
+                    )
                 if layer.kernel_size % 2 != 1:
-                    raise WeightgenError(f"target spec: layer {layer.name} needs an odd kernel_size")
+                    raise WeightgenError(
+                        f"target spec: layer {layer.name} needs an odd kernel_size"
+                    )
                 if height % layer.pool or width % layer.pool:
                     raise WeightgenError(
-                        f"target spec: layer {layer.name} pools {height}x{width} by {layer.pool}")
+                        f"target spec: layer {layer.name} pools {height}x{width} by {layer.pool}"
+                    )
                 channels, height, width = layer.out_size, height // layer.pool, width // layer.pool
             elif layer.kind == "linear":
                 features = flat if flat is not None else channels * height * width
                 if layer.in_size != features:
                     raise WeightgenError(
                         f"target spec: layer {layer.name} expects {layer.in_size} input features, "
-                        f"gets {features}")
+                        f"gets {features}"
+                    )
                 if layer.pool != 1:
                     raise WeightgenError(f"target spec: linear layer {layer.name} cannot pool")
                 flat = layer.out_size
             else:
-                raise WeightgenError(f"target spec: layer {layer.name} has unknown kind {layer.kind!r}")
+                raise WeightgenError(
+                    f"target spec: layer {layer.name} has unknown kind {layer.kind!r}"
+                )
             if layer.activation not in ("relu", "leaky_relu", "none"):
                 raise WeightgenError(
-                    f"target spec: layer {layer.name} has unknown activation {layer.activation!r}")
+                    f"target spec: layer {layer.name} has unknown activation {layer.activation!r}"
+                )
             if i == len(self.layers) - 1 and (layer.kind != "linear" or layer.activation != "none"):
-                raise WeightgenError("target spec: the last layer must be linear with activation none")
+                raise WeightgenError(
+                    "target spec: the last layer must be linear with activation none"
+                )
 
     # ---- (de)serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"input_shape": list(self.input_shape), "layers": [asdict(l) for l in self.layers]}
+        return {
+            "input_shape": list(self.input_shape),
+            "layers": [asdict(layer) for layer in self.layers],
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TargetSpec":
+    def from_dict(cls, data: dict) -> TargetSpec:
         try:
             layers = tuple(LayerSpec(**layer) for layer in data["layers"])
             return cls(input_shape=tuple(int(v) for v in data["input_shape"]), layers=layers)
@@ -145,7 +161,7 @@ class TargetSpec:
             raise WeightgenError(f"target spec: malformed ({err})") from None
 
     # ---- weight layouts ------------------------------------------------------------------
-    def state_dict_shapes(self) -> "OrderedDict[str, tuple[int, ...]]":
+    def state_dict_shapes(self) -> OrderedDict[str, tuple[int, ...]]:
         """Per-network names and shapes of a torch.nn state dict of this architecture."""
         shapes: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         for layer in self.layers:
@@ -153,7 +169,7 @@ class TargetSpec:
             shapes[f"{layer.name}.bias"] = (layer.out_size,)
         return shapes
 
-    def to_state_dict(self, filters: Sequence[Tensor]) -> "OrderedDict[str, Tensor]":
+    def to_state_dict(self, filters: Sequence[Tensor]) -> OrderedDict[str, Tensor]:
         """Filter matrices [(K, out, n)] -> stacked state dict {name: (K, *shape)}."""
         out: OrderedDict[str, Tensor] = OrderedDict()
         for layer, mat in zip(self.layers, filters):
@@ -168,7 +184,9 @@ class TargetSpec:
         for layer in self.layers:
             weight, bias = state[f"{layer.name}.weight"], state[f"{layer.name}.bias"]
             k = weight.shape[0]
-            filters.append(torch.cat([weight.reshape(k, layer.out_size, -1), bias.unsqueeze(-1)], -1))
+            filters.append(
+                torch.cat([weight.reshape(k, layer.out_size, -1), bias.unsqueeze(-1)], -1)
+            )
         return filters
 
     def flatten(self, filters: Sequence[Tensor]) -> Tensor:
@@ -178,8 +196,10 @@ class TargetSpec:
     def unflatten(self, theta: Tensor) -> list[Tensor]:
         """Flat θ (K, num_weights) -> filter matrices [(K, out, n)]."""
         sizes = [layer.num_weights for layer in self.layers]
-        return [chunk.reshape(theta.shape[0], layer.out_size, layer.filter_size)
-                for chunk, layer in zip(theta.split(sizes, dim=1), self.layers)]
+        return [
+            chunk.reshape(theta.shape[0], layer.out_size, layer.filter_size)
+            for chunk, layer in zip(theta.split(sizes, dim=1), self.layers)
+        ]
 
     def build_module(self) -> nn.Sequential:
         """A plain torch.nn.Sequential of this architecture (the exchange format's reader)."""
@@ -187,8 +207,9 @@ class TargetSpec:
         flattened = False
         for layer in self.layers:
             if layer.kind == "conv":
-                modules[layer.name] = nn.Conv2d(layer.in_size, layer.out_size, layer.kernel_size,
-                                                padding=layer.kernel_size // 2)
+                modules[layer.name] = nn.Conv2d(
+                    layer.in_size, layer.out_size, layer.kernel_size, padding=layer.kernel_size // 2
+                )
             else:
                 if not flattened:
                     modules["flatten"] = nn.Flatten()
@@ -204,6 +225,7 @@ class TargetSpec:
 
 
 # ---- presets -------------------------------------------------------------------------------
+
 
 def mnist_cnn() -> TargetSpec:
     """The paper's Table 1: conv 5x5x32, pool, conv 5x5x16, pool, fc 8, fc 10 (20,018 weights)."""
@@ -222,9 +244,15 @@ def mnist_mlp(hidden: Sequence[int] = (64, 32)) -> TargetSpec:
     """A fully connected MNIST classifier 784 -> hidden... -> 10."""
     sizes = [28 * 28, *hidden, 10]
     layers = tuple(
-        LayerSpec(f"fc{i + 1}", "linear", sizes[i], sizes[i + 1],
-                  activation="relu" if i < len(sizes) - 2 else "none")
-        for i in range(len(sizes) - 1))
+        LayerSpec(
+            f"fc{i + 1}",
+            "linear",
+            sizes[i],
+            sizes[i + 1],
+            activation="relu" if i < len(sizes) - 2 else "none",
+        )
+        for i in range(len(sizes) - 1)
+    )
     return TargetSpec(input_shape=(1, 28, 28), layers=layers)
 
 
@@ -238,6 +266,7 @@ def preset(name: str) -> TargetSpec:
 
 
 # ---- batched forward -----------------------------------------------------------------------
+
 
 def _activate(h: Tensor, layer: LayerSpec) -> Tensor:
     if layer.activation == "relu":
@@ -262,8 +291,9 @@ def default_conv_impl(device: torch.device | str) -> ConvImpl:
 SMALL_FAN_IN = 75
 
 
-def forward(spec: TargetSpec, filters: Sequence[Tensor], x: Tensor,
-            conv_impl: ConvImpl | None = None) -> Tensor:
+def forward(
+    spec: TargetSpec, filters: Sequence[Tensor], x: Tensor, conv_impl: ConvImpl | None = None
+) -> Tensor:
     """Logits of K target networks at once ("reference": the slow module loop, for
     comparisons).
 
@@ -278,22 +308,32 @@ def forward(spec: TargetSpec, filters: Sequence[Tensor], x: Tensor,
         # unbind, not indexing: the backward of K selects would write K full-size zero tensors
         per_network = list(zip(*(mat.unbind(0) for mat in filters)))
         first = spec.layers[0]
-        if x.dim() == 4 and first.kind == "conv" and first.pool > 1 and first.fan_in <= SMALL_FAN_IN:
+        if (
+            x.dim() == 4
+            and first.kind == "conv"
+            and first.pool > 1
+            and first.fan_in <= SMALL_FAN_IN
+        ):
             # shared images: the first layer's im2col is computed once for all networks
             cols = _window_columns(x, first)
-            return torch.stack([
-                _single_forward(spec, mats[1:], _window_conv(cols, mats[0], x, first), start=1)
-                for mats in per_network])
+            return torch.stack(
+                [
+                    _single_forward(spec, mats[1:], _window_conv(cols, mats[0], x, first), start=1)
+                    for mats in per_network
+                ]
+            )
         inputs = [x] * len(per_network) if x.dim() == 4 else x.unbind(0)
-        return torch.stack([_single_forward(spec, mats, xi)
-                            for mats, xi in zip(per_network, inputs)])
+        return torch.stack(
+            [_single_forward(spec, mats, xi) for mats, xi in zip(per_network, inputs)]
+        )
     if impl != "grouped":
         raise ValueError(f"unknown conv_impl {impl!r}")
     return _grouped_forward(spec, filters, x)
 
 
-def _single_forward(spec: TargetSpec, filters: Sequence[Tensor], x: Tensor,
-                    start: int = 0) -> Tensor:
+def _single_forward(
+    spec: TargetSpec, filters: Sequence[Tensor], x: Tensor, start: int = 0
+) -> Tensor:
     """One network from layer ``start`` on: filters [(out, n)], x (B, C, H, W) -> (B, classes)."""
     h = x
     for layer, mat in zip(spec.layers[start:], filters):
@@ -301,7 +341,9 @@ def _single_forward(spec: TargetSpec, filters: Sequence[Tensor], x: Tensor,
         if layer.kind == "conv":
             # channels-last weights make oneDNN write channels-last outputs, whose max-pool is
             # ~10x faster on CPU than NCHW's (the training step: 0.29 -> 0.19 s on 1 thread)
-            weight = weight.reshape(layer.weight_shape).contiguous(memory_format=torch.channels_last)
+            weight = weight.reshape(layer.weight_shape).contiguous(
+                memory_format=torch.channels_last
+            )
             if layer.pool > 1 and layer.fan_in <= SMALL_FAN_IN and not torch.is_grad_enabled():
                 h = _pooled_conv(h, weight, bias, layer)
             else:
@@ -324,7 +366,7 @@ def _pooled_conv(x: Tensor, weight: Tensor, bias: Tensor, layer: LayerSpec) -> T
     out = None
     for dy in range(p):
         for dx in range(p):
-            y = F.conv2d(padded[..., dy:dy + rows, dx:dx + cols], weight, bias, stride=p)
+            y = F.conv2d(padded[..., dy : dy + rows, dx : dx + cols], weight, bias, stride=p)
             out = y if out is None else torch.maximum(out, y)
     return out
 
@@ -370,8 +412,13 @@ def _grouped_forward(spec: TargetSpec, filters: Sequence[Tensor], x: Tensor) -> 
             if shared:  # all K kernels as one bank of K*out filters on the common images
                 y = F.conv2d(h, weight.flatten(0, 1), bias.flatten(), padding=pad)
             else:  # (K, B, C, H, W) -> (B, K*C, H, W); groups=K keeps networks apart
-                y = F.conv2d(h.transpose(0, 1).flatten(1, 2), weight.flatten(0, 1),
-                             bias.flatten(), padding=pad, groups=k)
+                y = F.conv2d(
+                    h.transpose(0, 1).flatten(1, 2),
+                    weight.flatten(0, 1),
+                    bias.flatten(),
+                    padding=pad,
+                    groups=k,
+                )
             if layer.pool > 1:
                 y = F.max_pool2d(y, layer.pool)
             h = y.unflatten(1, (k, layer.out_size)).transpose(0, 1)  # (K, B, out, H', W')

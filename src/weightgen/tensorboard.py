@@ -23,15 +23,20 @@ class TensorBoardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise WeightgenError("TensorBoard logging needs the tensorboard package: pip "
-                                 "install 'weightgen[tensorboard]' (or tensorboard)") from None
+            raise WeightgenError(
+                "TensorBoard logging needs the tensorboard package: pip "
+                "install 'weightgen[tensorboard]' (or tensorboard)"
+            ) from None
         self.writer = SummaryWriter(str(Path(run_dir) / FOLDER))
 
     def write(self, record: dict[str, Any]) -> None:
         kind, step = record["kind"], record["step"]
         for key, value in record.items():
-            if key not in ("kind", "step") and isinstance(value, (int, float)) \
-                    and not isinstance(value, bool):
+            if (
+                key not in ("kind", "step")
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
                 self.writer.add_scalar(f"{kind}/{key}", value, step)
         self.writer.flush()
 

@@ -85,16 +85,20 @@ def parse_threads(value: str | int | None) -> int | None:
     try:
         threads = int(value)
     except ValueError:
-        raise WeightgenError(f"threads must be a whole number, 'all' or 'auto', got "
-                             f"{value!r}") from None
+        raise WeightgenError(
+            f"threads must be a whole number, 'all' or 'auto', got {value!r}"
+        ) from None
     if threads < 1:
         raise WeightgenError(f"threads must be >= 1, got {threads}")
     cores = usable_cores()
     if threads > cores:  # more threads than cores only slow down (and 10,000 crash libtorch)
         if threads not in _capped:
             _capped.add(threads)
-            print(f"weightgen: notice: {threads} threads asked for, this process may use "
-                  f"{cores} cores; using {cores}", file=sys.stderr)
+            print(
+                f"weightgen: notice: {threads} threads asked for, this process may use "
+                f"{cores} cores; using {cores}",
+                file=sys.stderr,
+            )
         return cores
     return threads
 

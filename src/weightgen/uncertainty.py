@@ -22,8 +22,11 @@ def calibration(probs: Tensor, labels: Tensor, bins: int = 15) -> dict[str, floa
     y = labels.numpy()
     return {
         "nll": float(log_loss(y, p, labels=list(range(classes)))),
-        "ece": float(multiclass_calibration_error(probs.float(), labels, num_classes=classes,
-                                                  n_bins=bins, norm="l1")),
+        "ece": float(
+            multiclass_calibration_error(
+                probs.float(), labels, num_classes=classes, n_bins=bins, norm="l1"
+            )
+        ),
         "brier": float(brier_score_loss(y, p, labels=list(range(classes)), scale_by_half=False)),
     }
 
@@ -52,10 +55,12 @@ def ood_detection(in_logits: Tensor, out_logits: Tensor) -> dict[str, float]:
     ensemble's predictive entropy and by its mutual information; logits (K, N, C), (K, M, C)."""
     in_probs, out_probs = in_logits.softmax(-1), out_logits.softmax(-1)
     return {
-        "ood_auroc_predictive_entropy": ood_auroc(predictive_entropy(in_probs),
-                                                  predictive_entropy(out_probs)),
-        "ood_auroc_mutual_information": ood_auroc(mutual_information(in_probs),
-                                                  mutual_information(out_probs)),
+        "ood_auroc_predictive_entropy": ood_auroc(
+            predictive_entropy(in_probs), predictive_entropy(out_probs)
+        ),
+        "ood_auroc_mutual_information": ood_auroc(
+            mutual_information(in_probs), mutual_information(out_probs)
+        ),
     }
 
 
@@ -64,13 +69,16 @@ def uncertainty_report(in_logits: Tensor, labels: Tensor, out_logits: Tensor | N
     predictive entropy and mutual information, and by the first network's entropy. Logits
     (K, N, C) in and out of distribution (None: no out-of-distribution set, no AUROC)."""
     in_probs = in_logits.softmax(-1)
-    calibrations = {"single": calibration(in_probs[0], labels),
-                    "ensemble": calibration(in_probs.mean(0), labels)}
+    calibrations = {
+        "single": calibration(in_probs[0], labels),
+        "ensemble": calibration(in_probs.mean(0), labels),
+    }
     if out_logits is None:
         return calibrations
     return {
         **calibrations,
         **ood_detection(in_logits, out_logits),
-        "ood_auroc_single_entropy": ood_auroc(predictive_entropy(in_probs[:1]),
-                                              predictive_entropy(out_logits[:1].softmax(-1))),
+        "ood_auroc_single_entropy": ood_auroc(
+            predictive_entropy(in_probs[:1]), predictive_entropy(out_logits[:1].softmax(-1))
+        ),
     }

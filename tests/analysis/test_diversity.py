@@ -1,11 +1,9 @@
 import torch
 
-from weightgen.analysis.diversity import (align, diversity_summary, failure_mode,
-                                          pairwise_distances)
+from tests.helpers import random_filters
+from weightgen.analysis.diversity import align, diversity_summary, failure_mode, pairwise_distances
 from weightgen.symmetry import gauge_fix, permute_filters
 from weightgen.targets import forward, mnist_cnn
-
-from tests.helpers import random_filters
 
 
 def test_permuted_copy_has_zero_aligned_distance():
@@ -43,7 +41,7 @@ def test_failure_mode_detects_diversity_in_ignored_filters():
     nets[0] = nets[0].clone()
     nets[1] = nets[1].clone()
     nets[0][:, :8] += torch.randn(50, 8, 26)  # diverse first-layer filters 0..7 ...
-    nets[1][:, :, :8 * 25] *= 0.0  # ... that the second layer does not read
+    nets[1][:, :, : 8 * 25] *= 0.0  # ... that the second layer does not read
     report = failure_mode(spec, nets)["conv1"]
     assert report["variance_share_of_weakest"] > 0.99
     assert report["weakest_fraction"] == 0.25
@@ -52,6 +50,7 @@ def test_failure_mode_detects_diversity_in_ignored_filters():
 def test_the_permutation_share_is_a_share_even_where_greedy_alignment_fails():
     from weightgen.analysis.diversity import diversity_summary
     from weightgen.targets import mnist_mlp
+
     spec = mnist_mlp((8, 8))
     torch.manual_seed(3)
     for _ in range(5):  # unrelated random networks: layer-wise matching often makes it worse

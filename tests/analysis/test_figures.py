@@ -14,7 +14,9 @@ def test_histogram_axis_is_the_papers_unless_the_bulk_lies_outside():
 
 def test_accuracy_histograms_draw_one_panel_per_source(tmp_path):
     from unittest import mock
+
     import matplotlib.pyplot as plt
+
     created = []
     real = plt.subplots
 
@@ -24,8 +26,9 @@ def test_accuracy_histograms_draw_one_panel_per_source(tmp_path):
         return fig, axes
 
     with mock.patch.object(plt, "subplots", spy):
-        out = accuracy_histograms({"a": torch.rand(50) * 0.02 + 0.97,
-                                   "b": torch.tensor([0.5, 0.98])}, tmp_path / "h.png")
+        out = accuracy_histograms(
+            {"a": torch.rand(50) * 0.02 + 0.97, "b": torch.tensor([0.5, 0.98])}, tmp_path / "h.png"
+        )
     assert out.stat().st_size > 1000
     axes = created[0][0]
     assert len(axes) == 2

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import tiny_config_dict
 from weightgen.config import config_from_dict
 from weightgen.methods import build_method
 from weightgen.symmetry import gauge_penalty
 
-from tests.helpers import tiny_config_dict
 
-
-@pytest.mark.parametrize("objective", [
-    {"lambda": 100.0, "gauge": "soft", "gamma": 5.0},
-    {"lambda": 100.0, "canonical_permutation": True},
-    {"lambda": 100.0, "function_weight": 2.0, "function_images": 4}])
+@pytest.mark.parametrize(
+    "objective",
+    [
+        {"lambda": 100.0, "gauge": "soft", "gamma": 5.0},
+        {"lambda": 100.0, "canonical_permutation": True},
+        {"lambda": 100.0, "function_weight": 2.0, "function_images": 4},
+    ],
+)
 def test_validation_loss_is_the_objective_of_the_validation_networks(mnist, objective):
     data = tiny_config_dict()
     data["objective"] = objective
@@ -28,14 +31,21 @@ def test_validation_loss_is_the_objective_of_the_validation_networks(mnist, obje
     penalty = 0.0
     if obj.gauge == "soft":
         import torch
+
         from weightgen.rng import seeded_generator
-        z = method.hypernet.sample_noise(config.train.validation_networks,
-                                         seeded_generator(config.seed, "validation"))
+
+        z = method.hypernet.sample_noise(
+            config.train.validation_networks, seeded_generator(config.seed, "validation")
+        )
         with torch.no_grad():
             penalty = gauge_penalty(method.spec, method.hypernet(z)).mean().item()
         assert penalty > 0  # the soft gauge's penalty is part of the validation loss
-    expected = obj.lam * metrics["cross_entropy"] + obj.gamma * penalty - metrics["entropy"] \
+    expected = (
+        obj.lam * metrics["cross_entropy"]
+        + obj.gamma * penalty
+        - metrics["entropy"]
         - function_part
+    )
     assert metrics["loss"] == pytest.approx(expected, rel=1e-5)
     if obj.function_weight:
         assert metrics["function_entropy"] != 0.0

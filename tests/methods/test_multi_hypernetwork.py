@@ -6,16 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.helpers import tiny_config_dict
 from weightgen.config import config_from_dict
 from weightgen.errors import WeightgenError
-from weightgen.models.hypernet import HyperNetwork, HypernetConfig, MultiHyperNetwork
 from weightgen.loop import train
 from weightgen.methods import build_method
+from weightgen.models.hypernet import HypernetConfig, HyperNetwork, MultiHyperNetwork
 from weightgen.objective import objective
 from weightgen.runfolder import open_run
 from weightgen.targets import mnist_cnn
-
-from tests.helpers import tiny_config_dict
 
 PAPER_G = 633_640  # Table 2: 631,240 MLP weights + 2,400 batch norm
 
@@ -31,8 +30,10 @@ def test_parameter_counts_of_independent_and_shared_extractor_components():
     spec = mnist_cnn()
     single = HyperNetwork(spec)
     extractor = sum(p.numel() for p in single.extractor.parameters())
-    assert sum(p.numel() for p in MultiHyperNetwork(spec, HypernetConfig(), 4).parameters()) \
+    assert (
+        sum(p.numel() for p in MultiHyperNetwork(spec, HypernetConfig(), 4).parameters())
         == 4 * PAPER_G
+    )
     shared = MultiHyperNetwork(spec, HypernetConfig(), 4, share_extractor=True)
     assert sum(p.numel() for p in shared.parameters()) == extractor + 4 * (PAPER_G - extractor)
 
@@ -55,8 +56,9 @@ def test_first_component_starts_as_the_one_generator_run():
     config = multi_config()
     single = build_method(config.replace(method="hypernetwork")).hypernet
     multi = build_method(config).hypernet
-    for (name, a), (_, b) in zip(single.state_dict().items(),
-                                 multi.components[0].state_dict().items()):
+    for (name, a), (_, b) in zip(
+        single.state_dict().items(), multi.components[0].state_dict().items()
+    ):
         assert torch.equal(a, b), name
 
 
@@ -84,8 +86,9 @@ def test_noise_batch_must_share_out_evenly():
 
 @pytest.mark.parametrize("share", [False, True])
 def test_trains_resumes_and_samples_in_turn(mnist, tmp_path, share):
-    config = multi_config(components=2, share_extractor=share, steps=4, checkpoint_every=2,
-                          validate_every=2)
+    config = multi_config(
+        components=2, share_extractor=share, steps=4, checkpoint_every=2, validate_every=2
+    )
     metrics = train(config, tmp_path / "run", device="cpu", progress=False, data=mnist)
     assert metrics["kind"] == "validation" and metrics["step"] == 4
     method = open_run(tmp_path / "run")

@@ -6,28 +6,40 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.helpers import tiny_config_dict
 from weightgen.config import config_from_dict
 from weightgen.errors import WeightgenError
 from weightgen.methods import METHODS, build_method
-
-from tests.helpers import tiny_config_dict
 
 NETWORK_METHODS = ["hypernetwork", "multi_hypernetwork", "hypergan", "mnfg", "direct"]
 
 
 def config_of(method: str):
     data = tiny_config_dict()
-    data.update(method=method, direct={"copies": 3, "steps": 2},
-                mnfg={"steps": 2, "hidden_q": 4, "hidden_r": 4},
-                multi_hypernetwork={"components": 2},
-                hypergan={"code_dim": 4, "mixer_hidden": [8], "generator_hidden": [8],
-                          "discriminator_hidden": [8]})
+    data.update(
+        method=method,
+        direct={"copies": 3, "steps": 2},
+        mnfg={"steps": 2, "hidden_q": 4, "hidden_r": 4},
+        multi_hypernetwork={"components": 2},
+        hypergan={
+            "code_dim": 4,
+            "mixer_hidden": [8],
+            "generator_hidden": [8],
+            "discriminator_hidden": [8],
+        },
+    )
     return config_from_dict(data)
 
 
 def test_the_registry_names_every_built_in_method():
-    assert sorted(METHODS) == ["direct", "hypergan", "hypernetwork", "mnfg", "multi_hypernetwork",
-                               "toy"]
+    assert sorted(METHODS) == [
+        "direct",
+        "hypergan",
+        "hypernetwork",
+        "mnfg",
+        "multi_hypernetwork",
+        "toy",
+    ]
     assert all(cls.name == name for name, cls in METHODS.items())
 
 
@@ -51,7 +63,8 @@ def test_state_round_trips_and_draws_are_seeded(name):
     gen = lambda: torch.Generator().manual_seed(4)  # noqa: E731
     a, b = method.draw(3, gen()), twin.draw(3, gen())
     assert len(a) == 3 and [f.shape for f in a.filters] == [
-        (3, layer.out_size, layer.filter_size) for layer in method.spec.layers]
+        (3, layer.out_size, layer.filter_size) for layer in method.spec.layers
+    ]
     assert all(torch.equal(x, y) for x, y in zip(a.filters, b.filters))
 
 

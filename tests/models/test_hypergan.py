@@ -8,8 +8,9 @@ import torch
 from weightgen.models.hypergan import HyperGAN, HyperGANConfig
 from weightgen.targets import mnist_cnn
 
-SMALL = HyperGANConfig(noise_dim=10, code_dim=6, mixer_hidden=(12,), generator_hidden=(8,),
-                       discriminator_hidden=(9,))
+SMALL = HyperGANConfig(
+    noise_dim=10, code_dim=6, mixer_hidden=(12,), generator_hidden=(8,), discriminator_hidden=(9,)
+)
 
 
 def test_parameter_count_from_the_sizes():
@@ -17,8 +18,9 @@ def test_parameter_count_from_the_sizes():
     model = HyperGAN(spec, SMALL)
     layers = len(spec.layers)
     mixer = (10 * 12 + 12) + (12 * layers * 6 + layers * 6)
-    generators = sum((6 * 8 + 8) + (8 * layer.num_weights + layer.num_weights)
-                     for layer in spec.layers)
+    generators = sum(
+        (6 * 8 + 8) + (8 * layer.num_weights + layer.num_weights) for layer in spec.layers
+    )
     discriminator = (layers * 6 * 9 + 9) + (9 + 1)
     assert sum(p.numel() for p in model.mixer.parameters()) == mixer
     assert sum(p.numel() for p in model.generators.parameters()) == generators

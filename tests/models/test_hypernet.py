@@ -13,16 +13,19 @@ def test_paper_hypernetwork_has_633640_parameters():
 
 def test_table2_sub_network_sizes():
     g = HyperNetwork(mnist_cnn())
-    per_block = [sum(p.numel() for n, p in m.named_parameters() if "linears" in n)
-                 for m in (g.extractor, *g.generators)]
+    per_block = [
+        sum(p.numel() for n, p in m.named_parameters() if "linears" in n)
+        for m in (g.extractor, *g.generators)
+    ]
     assert per_block == [436500, 3240, 91600, 90000, 9900]
     assert [lin.weight.shape[0] for lin in g.extractor.linears] == [300, 300, 855]
 
 
 def test_no_bias_parameters_and_batch_norm_settings():
     g = HyperNetwork(mnist_cnn())
-    assert all(lin.bias is None for m in g.modules() if isinstance(m, torch.nn.Linear)
-               for lin in [m])
+    assert all(
+        lin.bias is None for m in g.modules() if isinstance(m, torch.nn.Linear) for lin in [m]
+    )
     norms = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     assert len(norms) == 10
     assert all(m.eps == 1e-7 and m.momentum == 0.02 for m in norms)
@@ -34,7 +37,8 @@ def test_output_shapes_follow_the_spec():
         g = HyperNetwork(spec, cfg)
         filters = g(g.sample_noise(5))
         assert [tuple(f.shape) for f in filters] == [
-            (5, layer.out_size, layer.filter_size) for layer in spec.layers]
+            (5, layer.out_size, layer.filter_size) for layer in spec.layers
+        ]
 
 
 def test_noise_is_uniform_on_minus_one_one():
@@ -61,8 +65,9 @@ def test_batch_norm_pools_over_samples_and_filters():
     # the layer-2 generator's statistics are those of all 4 x 16 codes (samples and filters)
     codes = g.extractor(z).reshape(4, -1, g.cfg.code_dim)[:, 32:48]  # conv2's 16 codes
     generator = g.generators[1]
-    h = torch.nn.functional.leaky_relu(generator.linears[0](codes.reshape(64, -1)),
-                                       g.cfg.leaky_slope)
+    h = torch.nn.functional.leaky_relu(
+        generator.linears[0](codes.reshape(64, -1)), g.cfg.leaky_slope
+    )
     norm = generator.norms[0]
     assert norm.num_batches_tracked.item() == 1
     torch.testing.assert_close(norm.running_mean, h.mean(0), rtol=1e-4, atol=1e-6)
@@ -85,8 +90,10 @@ def test_generator_list_must_match_layers():
 
 def test_running_statistics_start_from_the_first_batch_so_early_networks_differ():
     import torch
+
     from weightgen.models.hypernet import HyperNetwork, PooledBatchNorm1d
     from weightgen.targets import mnist_cnn
+
     torch.manual_seed(0)
     g = HyperNetwork(mnist_cnn()).train()
     z = g.sample_noise(64, torch.Generator().manual_seed(1))
@@ -108,8 +115,13 @@ def test_generator_widths_are_derived_from_the_target_when_not_given():
     from weightgen.config import config_from_dict
     from weightgen.models.hypernet import HyperNetwork
     from weightgen.targets import mnist_cnn, mnist_mlp
-    assert HyperNetwork(mnist_cnn()).cfg.generator_hidden == \
-        ((40, 40), (100, 100), (100, 100), (60, 60))  # the paper's Table 2
+
+    assert HyperNetwork(mnist_cnn()).cfg.generator_hidden == (
+        (40, 40),
+        (100, 100),
+        (100, 100),
+        (60, 60),
+    )  # the paper's Table 2
     assert HyperNetwork(mnist_mlp()).cfg.generator_hidden == ((40, 40), (100, 100), (60, 60))
     resolved = config_from_dict({"target": {"preset": "mnist_mlp"}}).to_dict()
     assert resolved["hypernet"]["generator_hidden"] == [[40, 40], [100, 100], [60, 60]]

@@ -3,11 +3,10 @@ import json
 import pytest
 import torch
 
-from weightgen.models.mnfg import MNFG, CouplingFlow, MNFGConfig, MNFLayer
-from weightgen.cli import main
-from weightgen.targets import LayerSpec, forward, mnist_cnn
-
 from tests.helpers import SMALL_REPORT as SMALL
+from weightgen.cli import main
+from weightgen.models.mnfg import MNFG, CouplingFlow, MNFGConfig, MNFLayer
+from weightgen.targets import LayerSpec, forward, mnist_cnn
 
 
 def test_coupling_flow_is_invertible_with_the_right_log_determinant():
@@ -19,12 +18,16 @@ def test_coupling_flow_is_invertible_with_the_right_log_determinant():
     torch.testing.assert_close(flow.inverse(out, masks), z)
     for i in range(3):
         jac = torch.autograd.functional.jacobian(
-            lambda v: flow(v.unsqueeze(0), [m[i:i + 1] for m in masks])[0][0], z[i])
+            lambda v: flow(v.unsqueeze(0), [m[i : i + 1] for m in masks])[0][0], z[i]
+        )
         torch.testing.assert_close(logdet[i], torch.linalg.slogdet(jac).logabsdet)
 
 
-@pytest.mark.parametrize("layer", [LayerSpec("c", "conv", 2, 3, kernel_size=3),
-                                   LayerSpec("d", "linear", 4, 3)], ids=["conv", "dense"])
+@pytest.mark.parametrize(
+    "layer",
+    [LayerSpec("c", "conv", 2, 3, kernel_size=3), LayerSpec("d", "linear", 4, 3)],
+    ids=["conv", "dense"],
+)
 def test_gaussian_kl_matches_monte_carlo(layer):
     torch.manual_seed(1)
     mnf = MNFLayer(layer, MNFGConfig()).double()
@@ -34,8 +37,9 @@ def test_gaussian_kl_matches_monte_carlo(layer):
         mnf.mu_b.normal_()
     z = torch.randn(mnf.zdim, dtype=torch.float64)
     mean_w, mean_b = mnf._scale_rows(z)
-    q = torch.distributions.Normal(torch.cat([mean_w.flatten(), mean_b]),
-                                   torch.cat([mnf.std_w().flatten(), mnf.std_b()]))
+    q = torch.distributions.Normal(
+        torch.cat([mean_w.flatten(), mean_b]), torch.cat([mnf.std_w().flatten(), mnf.std_b()])
+    )
     p = torch.distributions.Normal(0.0, 1.0)
     w = q.sample((200000,))
     monte_carlo = (q.log_prob(w) - p.log_prob(w)).sum(-1).mean()
@@ -63,8 +67,7 @@ def test_sampled_networks_match_the_mean_network_when_noise_vanishes():
     filters = model.sample_filters(2)
     x = torch.rand(4, 1, 28, 28)
     expected = model(x)  # local reparameterisation with zero variance: the mean network
-    torch.testing.assert_close(forward(mnist_cnn(), filters, x)[0], expected, rtol=1e-4,
-                               atol=1e-4)
+    torch.testing.assert_close(forward(mnist_cnn(), filters, x)[0], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_noise_draws_reproduce_sampling_and_paths_end_at_samples():
@@ -104,13 +107,34 @@ def test_paths_are_straight_lines_when_z_is_fixed():
 def test_short_training_on_mnist_lowers_the_loss_and_exports(tmp_path, mnist_dir):
     import yaml
     from safetensors.torch import load_file
+
     config = tmp_path / "mnfg.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "m", "method": "mnfg", "mnfg": {"steps": 300, "batch_size": 50},
-        "train": {"validate_every": 300, "validation_networks": 4, "checkpoint_every": 150}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "m",
+                "method": "mnfg",
+                "mnfg": {"steps": 300, "batch_size": 50},
+                "train": {"validate_every": 300, "validation_networks": 4, "checkpoint_every": 150},
+            }
+        )
+    )
     run = tmp_path / "run"
-    assert main(["train", "--config", str(config), "--out", str(run), "--data-dir",
-                 str(mnist_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--out",
+                str(run),
+                "--data-dir",
+                str(mnist_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     ce = [r["cross_entropy"] for r in records if r["kind"] == "train"]
     assert ce[-1] < 0.75 * ce[0]  # ln 10 = 2.30 on the plateau of the first ~100 steps
@@ -121,8 +145,9 @@ def test_short_training_on_mnist_lowers_the_loss_and_exports(tmp_path, mnist_dir
     net = mnist_cnn().build_module()
     net.load_state_dict({k: v[1] for k, v in tensors.items()}, strict=True)
     report = tmp_path / "report"  # MNFG walks along paths in its noise too (Fig. 5)
-    assert main(["report", str(run), "--out", str(report), "--data-dir", str(mnist_dir),
-                 *SMALL]) == 0
+    assert (
+        main(["report", str(run), "--out", str(report), "--data-dir", str(mnist_dir), *SMALL]) == 0
+    )
     (m,) = json.loads((report / "metrics.json").read_text())["sources"].values()
     assert 0.0 <= m["paths"]["direct_min_accuracy_mean"] <= 1.0
     assert any(name.startswith("paths_") for _, name in m["figures"])

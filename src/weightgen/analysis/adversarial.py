@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -16,9 +16,15 @@ from ..targets import TargetSpec, forward
 STEPS_255 = tuple(range(0, 60, 2))  # perturbation sizes 0, 2, ..., 58 in units of 1/255
 
 
-def fgsm_curves(spec: TargetSpec, draw_networks: Callable[[int], Sequence[Tensor]],
-                data: Split, images: int = 500, ensemble_size: int = 100, rounds: int = 5,
-                seed: int = 0) -> dict[str, Tensor]:
+def fgsm_curves(
+    spec: TargetSpec,
+    draw_networks: Callable[[int], Sequence[Tensor]],
+    data: Split,
+    images: int = 500,
+    ensemble_size: int = 100,
+    rounds: int = 5,
+    seed: int = 0,
+) -> dict[str, Tensor]:
     """Fraction of attacked images misclassified at each perturbation size, by the attacked
     network and by a fresh ensemble voting on the same images (a transfer attack).
 
@@ -57,8 +63,15 @@ def fgsm_curves(spec: TargetSpec, draw_networks: Callable[[int], Sequence[Tensor
         used += len(y)
     if not used:  # no attacked network classified any of its images correctly
         nothing = torch.full_like(eps, float("nan"))
-        return {"epsilon": eps, "single": nothing, "ensemble": nothing.clone(),
-                "images": torch.tensor(0)}
-    return {"epsilon": eps, "single": torch.stack(fooled_single).sum(0).cpu() / used,
-            "ensemble": torch.stack(fooled_ensemble).sum(0).cpu() / used,
-            "images": torch.tensor(used)}
+        return {
+            "epsilon": eps,
+            "single": nothing,
+            "ensemble": nothing.clone(),
+            "images": torch.tensor(0),
+        }
+    return {
+        "epsilon": eps,
+        "single": torch.stack(fooled_single).sum(0).cpu() / used,
+        "ensemble": torch.stack(fooled_ensemble).sum(0).cpu() / used,
+        "images": torch.tensor(used),
+    }

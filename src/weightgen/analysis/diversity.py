@@ -7,7 +7,7 @@ All functions take gauge-fixed filter matrices [(K, out, n)] of K networks.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -30,8 +30,9 @@ def align(spec: TargetSpec, reference: Sequence[Tensor], other: Sequence[Tensor]
     return aligned
 
 
-def pairwise_distances(spec: TargetSpec, filters: Sequence[Tensor], permutation_aware: bool
-                       ) -> Tensor:
+def pairwise_distances(
+    spec: TargetSpec, filters: Sequence[Tensor], permutation_aware: bool
+) -> Tensor:
     """Euclidean distances between all pairs of the K networks -> (K, K)."""
     k = filters[0].shape[0]
     flat = spec.flatten(filters).double()
@@ -39,9 +40,9 @@ def pairwise_distances(spec: TargetSpec, filters: Sequence[Tensor], permutation_
         return torch.cdist(flat, flat)
     out = torch.zeros(k, k, dtype=torch.float64)
     for i in range(k):
-        ref = [f[i:i + 1] for f in filters]
+        ref = [f[i : i + 1] for f in filters]
         for j in range(i + 1, k):
-            moved = align(spec, ref, [f[j:j + 1] for f in filters])
+            moved = align(spec, ref, [f[j : j + 1] for f in filters])
             out[i, j] = out[j, i] = (spec.flatten(moved).double() - flat[i]).norm()
     return out
 
@@ -59,8 +60,9 @@ def diversity_summary(spec: TargetSpec, filters: Sequence[Tensor], logits: Tenso
     k = filters[0].shape[0]
     mask = ~torch.eye(k, dtype=torch.bool)
     plain_pairs = pairwise_distances(spec, filters, permutation_aware=False)
-    aligned_pairs = torch.minimum(pairwise_distances(spec, filters, permutation_aware=True),
-                                  plain_pairs)
+    aligned_pairs = torch.minimum(
+        pairwise_distances(spec, filters, permutation_aware=True), plain_pairs
+    )
     plain, aligned = plain_pairs[mask].mean().item(), aligned_pairs[mask].mean().item()
     return {
         "mean_gauge_fixed_distance": plain,
@@ -95,9 +97,11 @@ def failure_mode(spec: TargetSpec, filters: Sequence[Tensor], quantile: float = 
         count = max(1, int(round(quantile * len(norm))))
         weakest = norm.argsort()[:count]
         share = (variance[weakest].sum() / variance.sum()).item() if variance.sum() > 0 else 0.0
-        result[layer.name] = {"variance_share_of_weakest": share,
-                              "weakest_fraction": count / len(norm),
-                              "spearman_variance_vs_outgoing_norm": _spearman(variance, norm)}
+        result[layer.name] = {
+            "variance_share_of_weakest": share,
+            "weakest_fraction": count / len(norm),
+            "spearman_variance_vs_outgoing_norm": _spearman(variance, norm),
+        }
     return result
 
 

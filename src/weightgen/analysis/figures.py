@@ -29,10 +29,12 @@ def toy_figure(density, path: dict[str, Tensor], out: Path, extent: float = 9.0)
     colours = torch.linspace(0, 1, len(path["z"])).numpy()
     index = range(len(path["z"]))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    axes[0].imshow(values.numpy(), extent=(-extent, extent, -extent, extent), origin="lower",
-                   cmap="Oranges")
-    axes[0].scatter(path["y"][:, 0].numpy(), path["y"][:, 1].numpy(), c=colours, cmap="viridis",
-                    s=6)
+    axes[0].imshow(
+        values.numpy(), extent=(-extent, extent, -extent, extent), origin="lower", cmap="Oranges"
+    )
+    axes[0].scatter(
+        path["y"][:, 0].numpy(), path["y"][:, 1].numpy(), c=colours, cmap="viridis", s=6
+    )
     axes[0].set_title("(a) generated points over the mixture")
     axes[1].scatter(index, path["density"].numpy(), c=colours, cmap="viridis", s=6)
     axes[1].set_title("(b) mixture density along the path")
@@ -57,16 +59,17 @@ def accuracy_histograms(accuracies: dict[str, Tensor], out: Path) -> Path:
     """Fig. 3: histograms of single-network test accuracies (in %, bins of 0.05 points, wider
     when the axis is wide), one panel per source; networks left of the axis are counted in the
     title, wrapped so that long names (pooled sources) stay over their own panel."""
-    fig, axes = plt.subplots(1, len(accuracies), figsize=(5 * len(accuracies), 3.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(accuracies), figsize=(5 * len(accuracies), 3.6), squeeze=False)
     for ax, (name, acc) in zip(axes[0], accuracies.items()):
         percent = 100 * acc.double()
         lo, hi = histogram_range(percent)
         bins = min(MAX_HISTOGRAM_BINS, max(10, round((hi - lo) / 0.05)))
         ax.hist(percent.numpy(), bins=bins, range=(lo, hi), color="tab:blue")
         below = int((percent < lo).sum())
-        ax.set_title(textwrap.fill(f"{name}: {len(percent)} networks", 48)  # long names wrap
-                     + (f"\n({below} below {lo:.1f} %, not shown)" if below else ""))
+        ax.set_title(
+            textwrap.fill(f"{name}: {len(percent)} networks", 48)  # long names wrap
+            + (f"\n({below} below {lo:.1f} %, not shown)" if below else "")
+        )
         ax.set_xlabel(f"test accuracy (%), bins of {(hi - lo) / bins:.2g} points")
     return save(fig, out)
 
@@ -74,7 +77,7 @@ def accuracy_histograms(accuracies: dict[str, Tensor], out: Path) -> Path:
 def filter_grid(images: Tensor, title: str, out: Path) -> Path:
     """Figs. 7–13: samples of one filter (N, h, w) on a square grid, each on its own scale."""
     n = len(images)
-    side = int(n ** 0.5 + 0.999)
+    side = int(n**0.5 + 0.999)
     fig, axes = plt.subplots(side, side, figsize=(1.6 * side, 1.6 * side), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -112,16 +115,18 @@ def path_accuracies(result: dict[str, Tensor], title: str, out: Path) -> Path:
     pairs = result["direct"].shape[0]
     cols = min(5, pairs)
     rows = -(-pairs // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False,
-                             sharey=True)  # one accuracy scale for every pair
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False, sharey=True
+    )  # one accuracy scale for every pair
     t = result["t"].numpy()
     for k, ax in enumerate(axes.flat):
         if k >= pairs:
             ax.axis("off")
             continue
         ax.plot(t, 100 * result["direct"][k].numpy(), "--", color="tab:red", label="direct")
-        ax.plot(t, 100 * result["interpolated"][k].numpy(), "-", color="tab:blue",
-                label="interpolated")
+        ax.plot(
+            t, 100 * result["interpolated"][k].numpy(), "-", color="tab:blue", label="interpolated"
+        )
         ax.set_xlabel("t")
     for row in axes:
         row[0].set_ylabel("test accuracy (%)")
@@ -141,8 +146,11 @@ def adversarial_curves(curves: dict[str, dict[str, Tensor]], out: Path) -> Path:
         eps = c["epsilon"].numpy()
         ax.plot(eps, c["single"].numpy(), "--", color="tab:red", label="single network")
         ax.plot(eps, c["ensemble"].numpy(), "-", color="tab:blue", label="ensemble")
-        ax.set_title(f"{name}\n({int(c['images'])} attacked images: those the attacked "
-                     f"network classified correctly)", fontsize=9)
+        ax.set_title(
+            f"{name}\n({int(c['images'])} attacked images: those the attacked "
+            f"network classified correctly)",
+            fontsize=9,
+        )
         ax.set_xlabel("perturbation size ε")
         ax.set_ylabel("fraction misclassified")
         ax.set_ylim(-0.02, 1.02)
@@ -160,10 +168,15 @@ def ensemble_size_curves(curves: dict[str, list[dict]], out: Path) -> Path:
         sizes = [row["size"] for row in rows]
         for ax, key, scale in ((vote_ax, "majority_vote", 100.0), (nll_ax, "nll", 1.0)):
             mean = [scale * row[key]["mean"] for row in rows]
-            line, = ax.plot(sizes, mean, "o-", markersize=3, label=name)
-            ax.fill_between(sizes, [scale * row[key]["min"] for row in rows],
-                            [scale * row[key]["max"] for row in rows], color=line.get_color(),
-                            alpha=0.15, linewidth=0)
+            (line,) = ax.plot(sizes, mean, "o-", markersize=3, label=name)
+            ax.fill_between(
+                sizes,
+                [scale * row[key]["min"] for row in rows],
+                [scale * row[key]["max"] for row in rows],
+                color=line.get_color(),
+                alpha=0.15,
+                linewidth=0,
+            )
     for ax, label in ((vote_ax, "majority-vote accuracy (%)"), (nll_ax, "ensemble NLL")):
         ax.set_xscale("log")
         ax.set_xlabel("ensemble size (networks)")
@@ -172,11 +185,11 @@ def ensemble_size_curves(curves: dict[str, list[dict]], out: Path) -> Path:
     return save(fig, out)
 
 
-def failure_mode_scatter(importance: list[dict[str, Tensor]], names: list[str], title: str,
-                         out: Path) -> Path:
+def failure_mode_scatter(
+    importance: list[dict[str, Tensor]], names: list[str], title: str, out: Path
+) -> Path:
     """Per filter: variance across samples against mean outgoing weight norm (section 4.2.2)."""
-    fig, axes = plt.subplots(1, len(importance), figsize=(4 * len(importance), 3.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(importance), figsize=(4 * len(importance), 3.4), squeeze=False)
     for ax, stats, name in zip(axes[0], importance, names):
         ax.scatter(stats["outgoing_norm"].numpy(), stats["variance"].numpy(), s=12)
         ax.set_xlabel("mean outgoing weight norm")
@@ -194,12 +207,18 @@ def training_curves(records: list[dict], title: str, out: Path) -> Path:
     train = [r for r in records if r.get("kind") == "train" and "loss" in r]
     validation = [r for r in records if r.get("kind") == "validation"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
-    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], color="tab:blue",
-                 marker="." if len(train) < 30 else None)
+    axes[0].plot(
+        [r["step"] for r in train],
+        [r["loss"] for r in train],
+        color="tab:blue",
+        marker="." if len(train) < 30 else None,
+    )
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("training loss")
-    for key, label, style in (("accuracy_mean", "mean accuracy", "-"),
-                              ("ensemble_majority_vote", "majority vote", "--")):
+    for key, label, style in (
+        ("accuracy_mean", "mean accuracy", "-"),
+        ("ensemble_majority_vote", "majority vote", "--"),
+    ):
         points = [(r["step"], 100 * r[key]) for r in validation if key in r]
         if points:
             axes[1].plot(*zip(*points), style, marker="o", label=label)

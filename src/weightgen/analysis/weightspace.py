@@ -3,7 +3,7 @@ components (Figs. 14–21) and single-filter samples (Figs. 7–10)."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -13,15 +13,21 @@ from ..evaluate import predict
 from ..rng import seeded_generator
 from ..targets import TargetSpec
 
-
 PathWalk = Callable[[Tensor, torch.Generator], list[Tensor]]
 """Gauge-fixed networks (filter matrices, (points, out, fan_in + 1) each) at the points t of the
 interpolated path between two fresh random samples: t = 1 is the first sample, t = 0 the second."""
 
 
 @torch.no_grad()
-def paths(spec: TargetSpec, walk: PathWalk, data: Split, pairs: int = 10, points: int = 40,
-          seed: int = 0, precision: str = "float32") -> dict[str, Tensor]:
+def paths(
+    spec: TargetSpec,
+    walk: PathWalk,
+    data: Split,
+    pairs: int = 10,
+    points: int = 40,
+    seed: int = 0,
+    precision: str = "float32",
+) -> dict[str, Tensor]:
     """Accuracy along the interpolated path of ``walk`` and along the direct path
     t·θ1 + (1−t)·θ2 between its gauge-fixed end points θ1 (t = 1), θ2 (t = 0), for ``pairs``
     random pairs (Figs. 4–5).
@@ -46,8 +52,10 @@ def principal_components(samples: Tensor, components: int = 6) -> dict[str, Tens
     x = samples.double() - samples.double().mean(0)
     _, s, vh = torch.linalg.svd(x, full_matrices=False)
     variance = s.square()
-    return {"projection": (x @ vh[:components].T).float(),
-            "explained": (variance[:components] / variance.sum()).float()}
+    return {
+        "projection": (x @ vh[:components].T).float(),
+        "explained": (variance[:components] / variance.sum()).float(),
+    }
 
 
 def pca_groups(spec: TargetSpec, filters: Sequence[Tensor]) -> dict[str, Tensor]:
@@ -62,8 +70,9 @@ def pca_groups(spec: TargetSpec, filters: Sequence[Tensor]) -> dict[str, Tensor]
     return groups
 
 
-def filter_images(spec: TargetSpec, filters: Sequence[Tensor], samples: int = 25
-                  ) -> dict[str, Tensor]:
+def filter_images(
+    spec: TargetSpec, filters: Sequence[Tensor], samples: int = 25
+) -> dict[str, Tensor]:
     """2-D images of one filter across samples (Figs. 7–10): the first conv layer's filter 0,
     channel 0 of the second conv layer's filter 0, channel 0 of the first linear layer's neuron
     0 seen as its input map. Each (samples, h, w)."""
@@ -76,6 +85,6 @@ def filter_images(spec: TargetSpec, filters: Sequence[Tensor], samples: int = 25
         elif index > 0 and spec.layers[index - 1].kind == "conv":
             side = int(round(spec.channel_block(index) ** 0.5))
             if side * side == spec.channel_block(index):
-                channel = weights[:, :spec.channel_block(index)]
+                channel = weights[:, : spec.channel_block(index)]
                 images[f"{layer.name} neuron 0, channel 0"] = channel.reshape(-1, side, side)
     return images

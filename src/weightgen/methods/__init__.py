@@ -13,9 +13,17 @@ from .mnfg import MNFGMethod
 from .multi_hypernetwork import MultiHypernetworkMethod
 from .toy import ToyMethod
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
-    HypernetworkMethod, MultiHypernetworkMethod, HyperGANMethod, MNFGMethod, DirectMethod,
-    ToyMethod)}
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls
+    for cls in (
+        HypernetworkMethod,
+        MultiHypernetworkMethod,
+        HyperGANMethod,
+        MNFGMethod,
+        DirectMethod,
+        ToyMethod,
+    )
+}
 
 
 def build_method(config, device: torch.device | str = "cpu") -> Method:

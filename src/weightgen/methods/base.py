@@ -7,8 +7,9 @@ the toy generator). A new method subclasses :class:`Method` and is registered in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -87,8 +88,9 @@ class Method(ABC):
         return torch.optim.Adam(self.module.parameters(), lr=self.learning_rate(0))
 
     @abstractmethod
-    def training_step(self, step: int, model: nn.Module, train: Split | None,
-                      ctx: Context) -> StepResult:
+    def training_step(
+        self, step: int, model: nn.Module, train: Split | None, ctx: Context
+    ) -> StepResult:
         """The loss of step ``step`` (a function of the seed and the step only). ``model`` is
         :attr:`module`, or its DDP wrapper under torchrun."""
 
@@ -119,20 +121,34 @@ class Method(ABC):
         return None
 
     @abstractmethod
-    def draw(self, n: int, generator: torch.Generator | None, gauge: bool = True,
-             batch_norm: str = "running") -> GeneratedNetworks:
+    def draw(
+        self,
+        n: int,
+        generator: torch.Generator | None,
+        gauge: bool = True,
+        batch_norm: str = "running",
+    ) -> GeneratedNetworks:
         """n networks drawn with ``generator`` (a fixed set: its first n), gauge-fixed
         (eq. 12) unless ``gauge`` is False."""
 
-    def sample(self, n: int, seed: int = 0, chunk: int = 1000, gauge: bool = True,
-               batch_norm: str = "running", ctx: Context | None = None
-               ) -> Iterator[GeneratedNetworks]:
+    def sample(
+        self,
+        n: int,
+        seed: int = 0,
+        chunk: int = 1000,
+        gauge: bool = True,
+        batch_norm: str = "running",
+        ctx: Context | None = None,
+    ) -> Iterator[GeneratedNetworks]:
         """The n networks ``weightgen sample --seed seed`` writes, ``chunk`` at a time (every
         rank of a torchrun ``ctx`` receives all of them)."""
         networks = self.draw(n, seeded_generator(seed, "sample"), gauge, batch_norm)
         for lo in range(0, n, chunk):
-            yield GeneratedNetworks(networks.spec, [f[lo:lo + chunk] for f in networks.filters],
-                                    None if networks.z is None else networks.z[lo:lo + chunk])
+            yield GeneratedNetworks(
+                networks.spec,
+                [f[lo : lo + chunk] for f in networks.filters],
+                None if networks.z is None else networks.z[lo : lo + chunk],
+            )
 
     def walk(self, t: Tensor, generator: torch.Generator) -> list[Tensor] | None:
         """Gauge-fixed networks at the points t of the interpolated path between two fresh
@@ -143,14 +159,11 @@ class Method(ABC):
     # ---- helpers for subclasses ------------------------------------------------------------
     def check_batch_norm(self, batch_norm: str) -> None:
         if batch_norm != "running" and not self.batch_norm:
-            raise WeightgenError(f"--batch-norm {batch_norm}: a {self.name} run has no batch "
-                                 f"norm")
+            raise WeightgenError(f"--batch-norm {batch_norm}: a {self.name} run has no batch norm")
 
     def fixed(self, filters: list[Tensor], n: int, gauge: bool) -> GeneratedNetworks:
         """The first n of a fixed set of networks, gauge-fixed unless ``gauge`` is False."""
         if n > filters[0].shape[0]:
-            raise WeightgenError(f"the run holds {filters[0].shape[0]} trained networks, "
-                                 f"not {n}")
+            raise WeightgenError(f"the run holds {filters[0].shape[0]} trained networks, not {n}")
         first = [f[:n].to(self.device) for f in filters]
         return GeneratedNetworks(self.spec, gauge_fix(self.spec, first) if gauge else first)
-

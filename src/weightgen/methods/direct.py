@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.direct import DirectConfig, init_filters
 from ..data import Split, training_batch_indices
 from ..distributed import Context
+from ..models.direct import DirectConfig, init_filters
 from ..networks import GeneratedNetworks
 from ..targets import forward
 from .base import Method, StepResult
@@ -24,8 +24,9 @@ class DirectMethod(Method):
     def __init__(self, config, device="cpu"):
         super().__init__(config, device)
         self.filters = nn.ParameterList(
-            nn.Parameter(f.to(self.device)) for f in init_filters(self.spec, config.direct,
-                                                                   config.seed))
+            nn.Parameter(f.to(self.device))
+            for f in init_filters(self.spec, config.direct, config.seed)
+        )
 
     @property
     def module(self) -> nn.Module:
@@ -34,16 +35,22 @@ class DirectMethod(Method):
     def passes_per_step(self) -> int:
         return self.config.direct.copies * self.config.direct.batch_size
 
-    def training_step(self, step: int, model: nn.Module, train: Split | None,
-                      ctx: Context) -> StepResult:
+    def training_step(
+        self, step: int, model: nn.Module, train: Split | None, ctx: Context
+    ) -> StepResult:
         """The sum over copies of each copy's mean cross-entropy on its own images: since
         Adam acts elementwise, the copies train exactly independently in one graph."""
         cfg = self.config.direct
-        idx = training_batch_indices(step, cfg.copies, cfg.batch_size, len(train),
-                                     self.config.seed).to(self.device)
-        logits = forward(self.spec, list(self.filters), train.images[idx])  # (copies, batch, classes)
-        loss = F.cross_entropy(logits.flatten(0, 1), train.labels[idx].flatten(),
-                               reduction="sum") / cfg.batch_size
+        idx = training_batch_indices(
+            step, cfg.copies, cfg.batch_size, len(train), self.config.seed
+        ).to(self.device)
+        logits = forward(
+            self.spec, list(self.filters), train.images[idx]
+        )  # (copies, batch, classes)
+        loss = (
+            F.cross_entropy(logits.flatten(0, 1), train.labels[idx].flatten(), reduction="sum")
+            / cfg.batch_size
+        )
         return StepResult(loss, loss, {"loss": loss.detach() / cfg.copies})
 
     def state(self) -> dict:
@@ -58,7 +65,12 @@ class DirectMethod(Method):
     def size(self) -> int:
         return self.config.direct.copies
 
-    def draw(self, n: int, generator: torch.Generator | None, gauge: bool = True,
-             batch_norm: str = "running") -> GeneratedNetworks:
+    def draw(
+        self,
+        n: int,
+        generator: torch.Generator | None,
+        gauge: bool = True,
+        batch_norm: str = "running",
+    ) -> GeneratedNetworks:
         self.check_batch_norm(batch_norm)
         return self.fixed([p.detach() for p in self.filters], n, gauge)

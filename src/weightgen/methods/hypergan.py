@@ -51,19 +51,27 @@ class HyperGANMethod(Method):
         held = {id(p) for p in discriminator}
         rest = [p for p in self.model.parameters() if id(p) not in held]
         return torch.optim.Adam(
-            [{"params": rest, "lr_scale": 1.0},
-             {"params": discriminator, "lr_scale": own.discriminator_lr_scale}],
-            lr=tc.lr, betas=tc.adam_betas, eps=tc.adam_eps)
+            [
+                {"params": rest, "lr_scale": 1.0},
+                {"params": discriminator, "lr_scale": own.discriminator_lr_scale},
+            ],
+            lr=tc.lr,
+            betas=tc.adam_betas,
+            eps=tc.adam_eps,
+        )
 
-    def training_step(self, step: int, model: nn.Module, train: Split | None,
-                      ctx: Context) -> StepResult:
+    def training_step(
+        self, step: int, model: nn.Module, train: Split | None, ctx: Context
+    ) -> StepResult:
         config, tc = self.config, self.config.train
         noise = seeded_generator(config.seed, "noise", step)
         s = self.model.sample_noise(tc.noise_samples, noise)
-        prior = torch.randn(tc.noise_samples, self.model.mixer[-1].out_features,
-                            generator=noise).to(self.device)
-        idx = training_batch_indices(step, tc.noise_samples, tc.images_per_network,
-                                     len(train), config.seed).to(self.device)
+        prior = torch.randn(
+            tc.noise_samples, self.model.mixer[-1].out_features, generator=noise
+        ).to(self.device)
+        idx = training_batch_indices(
+            step, tc.noise_samples, tc.images_per_network, len(train), config.seed
+        ).to(self.device)
         codes = self.model.codes(s)
         logits = forward(self.spec, self.model.filters(codes), train.images[idx])
         labels = train.labels[idx]
@@ -71,18 +79,30 @@ class HyperGANMethod(Method):
         mixer_loss, d_loss = self.model.adversarial_losses(codes, prior)
         loss = ce + config.hypergan.beta * mixer_loss + d_loss
         accuracy = (logits.argmax(-1) == labels).float().mean()
-        return StepResult(loss, loss.detach(), {
-            "loss": loss.detach(), "cross_entropy": ce.detach(), "accuracy": accuracy,
-            "mixer_adversarial": mixer_loss.detach(), "discriminator": d_loss.detach()})
+        return StepResult(
+            loss,
+            loss.detach(),
+            {
+                "loss": loss.detach(),
+                "cross_entropy": ce.detach(),
+                "accuracy": accuracy,
+                "mixer_adversarial": mixer_loss.detach(),
+                "discriminator": d_loss.detach(),
+            },
+        )
 
     @torch.no_grad()
-    def draw(self, n: int, generator: torch.Generator | None, gauge: bool = True,
-             batch_norm: str = "running") -> GeneratedNetworks:
+    def draw(
+        self,
+        n: int,
+        generator: torch.Generator | None,
+        gauge: bool = True,
+        batch_norm: str = "running",
+    ) -> GeneratedNetworks:
         self.check_batch_norm(batch_norm)
         s = self.model.sample_noise(n, generator)
         filters = self.model(s)
-        return GeneratedNetworks(self.spec, gauge_fix(self.spec, filters) if gauge else filters,
-                                 s)
+        return GeneratedNetworks(self.spec, gauge_fix(self.spec, filters) if gauge else filters, s)
 
     @torch.no_grad()
     def walk(self, t: Tensor, generator: torch.Generator) -> list[Tensor]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -12,8 +12,8 @@ from ..data import Split, training_batch_indices
 from ..distributed import Context, gather_shards, split
 from ..errors import WeightgenError
 from ..evaluate import ensemble_metrics, predict, warn_if_slow_bfloat16
-from ..models.hypernet import HyperNetwork, batch_statistics
 from ..memory import require, training_step_bytes
+from ..models.hypernet import HyperNetwork, batch_statistics
 from ..networks import GeneratedNetworks
 from ..objective import combined_loss, objective, output_entropy, weight_entropy
 from ..rng import seeded_generator
@@ -39,10 +39,11 @@ class HypernetworkMethod(Method):
     @classmethod
     def check_resources(cls, config, device: torch.device) -> None:
         tc = config.train
-        require(training_step_bytes(config.spec(), tc.noise_samples, tc.images_per_network),
-                f"a training step of {tc.noise_samples} noise samples x "
-                f"{tc.images_per_network} images",
-                "lower train.noise_samples or train.images_per_network")
+        require(
+            training_step_bytes(config.spec(), tc.noise_samples, tc.images_per_network),
+            f"a training step of {tc.noise_samples} noise samples x {tc.images_per_network} images",
+            "lower train.noise_samples or train.images_per_network",
+        )
         warn_if_slow_bfloat16(tc.precision, device)
 
     @property
@@ -62,27 +63,45 @@ class HypernetworkMethod(Method):
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         tc = self.config.train
-        return torch.optim.Adam(self.hypernet.parameters(), lr=tc.lr, betas=tc.adam_betas,
-                                eps=tc.adam_eps)
+        return torch.optim.Adam(
+            self.hypernet.parameters(), lr=tc.lr, betas=tc.adam_betas, eps=tc.adam_eps
+        )
 
-    def training_step(self, step: int, model: nn.Module, train: Split | None,
-                      ctx: Context) -> StepResult:
+    def training_step(
+        self, step: int, model: nn.Module, train: Split | None, ctx: Context
+    ) -> StepResult:
         config, tc = self.config, self.config.train
         mine = ctx.shard(tc.noise_samples)  # this rank's noise samples of the global batch
-        z = self.hypernet.sample_noise(tc.noise_samples,
-                                       seeded_generator(config.seed, "noise", step))[mine]
-        batch = training_batch_indices(step, tc.noise_samples, tc.images_per_network,
-                                       len(train), config.seed)
+        z = self.hypernet.sample_noise(
+            tc.noise_samples, seeded_generator(config.seed, "noise", step)
+        )[mine]
+        batch = training_batch_indices(
+            step, tc.noise_samples, tc.images_per_network, len(train), config.seed
+        )
         idx = batch[mine].to(self.device)
         # the function-space term's shared images: the global batch's first network's first
         # images, the same on every rank
-        shared = train.images[batch[0, :config.objective.function_images].to(self.device)] \
-            if config.objective.function_weight > 0 else None
-        terms = objective(model, z, train.images[idx], train.labels[idx], config.objective,
-                          shared_images=shared, precision=tc.precision)
-        record = {"loss": terms.value, "cross_entropy": terms.cross_entropy,
-                  "entropy": terms.entropy, "accuracy": terms.accuracy,
-                  "gauge_penalty": terms.gauge_penalty}
+        shared = (
+            train.images[batch[0, : config.objective.function_images].to(self.device)]
+            if config.objective.function_weight > 0
+            else None
+        )
+        terms = objective(
+            model,
+            z,
+            train.images[idx],
+            train.labels[idx],
+            config.objective,
+            shared_images=shared,
+            precision=tc.precision,
+        )
+        record = {
+            "loss": terms.value,
+            "cross_entropy": terms.cross_entropy,
+            "entropy": terms.entropy,
+            "accuracy": terms.accuracy,
+            "gauge_penalty": terms.gauge_penalty,
+        }
         if config.objective.function_weight > 0:
             record["function_entropy"] = terms.function_entropy
         return StepResult(terms.loss, terms.value, record)
@@ -93,34 +112,52 @@ class HypernetworkMethod(Method):
         the objective's terms on them: the loss is the trained loss, with the validation
         split's first images as the function-space term's shared images."""
         obj = self.config.objective
-        z = self.hypernet.sample_noise(self.config.train.validation_networks,
-                                       seeded_generator(self.config.seed, "validation"))
+        z = self.hypernet.sample_noise(
+            self.config.train.validation_networks, seeded_generator(self.config.seed, "validation")
+        )
         raw = generate(self.hypernet, z, gauge=False)
         filters = gauge_fix(self.spec, raw) if obj.gauge == "exact" else raw
         metrics = ensemble_metrics(predict(self.spec, filters, split.images), split.labels)
         d = obj.entropy_dim or self.hypernet.cfg.noise_dim
         entropy = weight_entropy(self.spec, filters, obj, d, gather=False).item()
-        function_entropy = output_entropy(
-            self.spec, filters, split.images[:obj.function_images], obj, d,
-            gather=False).item() if obj.function_weight > 0 else 0.0
+        function_entropy = (
+            output_entropy(
+                self.spec, filters, split.images[: obj.function_images], obj, d, gather=False
+            ).item()
+            if obj.function_weight > 0
+            else 0.0
+        )
         penalty = gauge_penalty(self.spec, raw).mean().item() if obj.gauge == "soft" else 0.0
         metrics["entropy"] = entropy
         if obj.function_weight > 0:
             metrics["function_entropy"] = function_entropy
-        metrics["loss"] = combined_loss(obj, metrics["cross_entropy"], penalty, entropy,
-                                        function_entropy)
+        metrics["loss"] = combined_loss(
+            obj, metrics["cross_entropy"], penalty, entropy, function_entropy
+        )
         return metrics
 
-    def draw(self, n: int, generator: torch.Generator | None, gauge: bool = True,
-             batch_norm: str = "running") -> GeneratedNetworks:
+    def draw(
+        self,
+        n: int,
+        generator: torch.Generator | None,
+        gauge: bool = True,
+        batch_norm: str = "running",
+    ) -> GeneratedNetworks:
         self.check_batch_norm(batch_norm)
         z = self.hypernet.sample_noise(n, generator)
-        return GeneratedNetworks(self.spec, generate(self.hypernet, z, gauge, batch_norm=batch_norm),
-                                 z)
+        return GeneratedNetworks(
+            self.spec, generate(self.hypernet, z, gauge, batch_norm=batch_norm), z
+        )
 
-    def sample(self, n: int, seed: int = 0, chunk: int = GENERATION_CHUNK, gauge: bool = True,
-               batch_norm: str = "running", ctx: Context | None = None
-               ) -> Iterator[GeneratedNetworks]:
+    def sample(
+        self,
+        n: int,
+        seed: int = 0,
+        chunk: int = GENERATION_CHUNK,
+        gauge: bool = True,
+        batch_norm: str = "running",
+        ctx: Context | None = None,
+    ) -> Iterator[GeneratedNetworks]:
         """z is drawn chunk by chunk from one generator (the same numbers as one draw of all
         n) and generated in whole multiples of the generation chunk: the same networks, bit
         for bit, whatever ``chunk``. Under torchrun (``ctx``) each rank generates its share of
@@ -135,8 +172,14 @@ class HypernetworkMethod(Method):
                 continue
             z = self.hypernet.sample_noise(hi - lo, noise)
             mine = split(hi - lo, ctx)
-            filters = generate(self.hypernet, z[mine], gauge) if mine.stop > mine.start else \
-                [z.new_zeros((0, layer.out_size, layer.filter_size)) for layer in self.spec.layers]
+            filters = (
+                generate(self.hypernet, z[mine], gauge)
+                if mine.stop > mine.start
+                else [
+                    z.new_zeros((0, layer.out_size, layer.filter_size))
+                    for layer in self.spec.layers
+                ]
+            )
             yield GeneratedNetworks(self.spec, [gather_shards(f, hi - lo, ctx) for f in filters], z)
 
     def walk(self, t: Tensor, generator: torch.Generator) -> list[Tensor]:
@@ -146,8 +189,13 @@ class HypernetworkMethod(Method):
 
 
 @torch.no_grad()
-def generate(hypernet: HyperNetwork, z: Tensor, gauge: bool = True,
-             chunk: int = GENERATION_CHUNK, batch_norm: str = "running") -> list[Tensor]:
+def generate(
+    hypernet: HyperNetwork,
+    z: Tensor,
+    gauge: bool = True,
+    chunk: int = GENERATION_CHUNK,
+    batch_norm: str = "running",
+) -> list[Tensor]:
     """Filter matrices of the networks G(z) (optionally gauge-fixed).
 
     ``batch_norm``: "running" normalises with the running statistics (eval mode, each network
@@ -156,17 +204,20 @@ def generate(hypernet: HyperNetwork, z: Tensor, gauge: bool = True,
     joins the one before it).
     """
     if batch_norm not in BATCH_NORM_MODES:
-        raise WeightgenError(f"batch norm mode must be one of {list(BATCH_NORM_MODES)}, "
-                             f"got {batch_norm!r}")
+        raise WeightgenError(
+            f"batch norm mode must be one of {list(BATCH_NORM_MODES)}, got {batch_norm!r}"
+        )
     n = z.shape[0]
     if batch_norm == "batch":
         bounds, mode = chunk_bounds(n, BATCH_NORM_BATCH), batch_statistics(hypernet)
     else:
-        bounds, mode = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)], \
-            eval_mode(hypernet)
+        bounds, mode = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)], eval_mode(hypernet)
     with mode:
-        parts = [hypernet(z[lo:hi]) for lo, hi in bounds] if not gauge else \
-            [gauge_fix(hypernet.spec, hypernet(z[lo:hi])) for lo, hi in bounds]
+        parts = (
+            [hypernet(z[lo:hi]) for lo, hi in bounds]
+            if not gauge
+            else [gauge_fix(hypernet.spec, hypernet(z[lo:hi])) for lo, hi in bounds]
+        )
     return [torch.cat(layer) for layer in zip(*parts)]
 
 

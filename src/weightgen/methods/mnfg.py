@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.mnfg import MNFG, MNFGConfig
 from ..data import Split, training_batch_indices
 from ..distributed import Context
 from ..memory import require
+from ..models.mnfg import MNFG, MNFGConfig
 from ..networks import GeneratedNetworks
 from ..rng import derive_seed
 from ..symmetry import gauge_fix
@@ -36,23 +36,31 @@ class MNFGMethod(Method):
         """One sampled network on each image of the batch (the flows' cost is not counted)."""
         return self.config.mnfg.batch_size
 
-    def training_step(self, step: int, model: nn.Module, train: Split | None,
-                      ctx: Context) -> StepResult:
+    def training_step(
+        self, step: int, model: nn.Module, train: Split | None, ctx: Context
+    ) -> StepResult:
         """loss = CE + KL bound / N, N the training-set size."""
         config = self.config
         torch.manual_seed(derive_seed(config.seed, "mnfg-noise", step))  # exact resume
-        idx = training_batch_indices(step, 1, config.mnfg.batch_size, len(train),
-                                     config.seed)[0].to(self.device)
+        idx = training_batch_indices(step, 1, config.mnfg.batch_size, len(train), config.seed)[
+            0
+        ].to(self.device)
         ce = F.cross_entropy(model(train.images[idx]), train.labels[idx])
         kl = self.model.kl_bound()
         loss = ce + kl / len(train)
         return StepResult(loss, loss, {"loss": loss, "cross_entropy": ce, "kl": kl})
 
-    def draw(self, n: int, generator: torch.Generator | None, gauge: bool = True,
-             batch_norm: str = "running") -> GeneratedNetworks:
+    def draw(
+        self,
+        n: int,
+        generator: torch.Generator | None,
+        gauge: bool = True,
+        batch_norm: str = "running",
+    ) -> GeneratedNetworks:
         self.check_batch_norm(batch_norm)
-        require(3 * 4 * n * self.spec.num_weights, f"sampling {n} MNFG networks at once",
-                "sample fewer")
+        require(
+            3 * 4 * n * self.spec.num_weights, f"sampling {n} MNFG networks at once", "sample fewer"
+        )
         filters = self.model.sample_filters(n, generator)
         return GeneratedNetworks(self.spec, gauge_fix(self.spec, filters) if gauge else filters)
 

@@ -45,16 +45,19 @@ class MultiHypernetworkMethod(HypernetworkMethod):
         super(HypernetworkMethod, self).__init__(config, device)
         own = config.multi_hypernetwork
         torch.manual_seed(config.seed)  # component 0 starts as the one-generator run's G
-        self.hypernet = MultiHyperNetwork(self.spec, config.hypernet, own.components,
-                                          own.share_extractor).to(self.device)
+        self.hypernet = MultiHyperNetwork(
+            self.spec, config.hypernet, own.components, own.share_extractor
+        ).to(self.device)
 
     @staticmethod
     def check_components(config) -> None:
         """Each component needs a share of every noise batch big enough for batch norm."""
         k, n = config.multi_hypernetwork.components, config.train.noise_samples
         if n % k or n < 2 * k:
-            raise WeightgenError(f"config: train.noise_samples ({n}) must be a multiple of "
-                                 f"multi_hypernetwork.components ({k}) and at least twice it")
+            raise WeightgenError(
+                f"config: train.noise_samples ({n}) must be a multiple of "
+                f"multi_hypernetwork.components ({k}) and at least twice it"
+            )
 
     @classmethod
     def check_resources(cls, config, device: torch.device) -> None:

@@ -29,9 +29,14 @@ class DirectConfig:
     bias_init: float = 0.1
 
     def __post_init__(self) -> None:
-        checks = {"direct.copies": self.copies >= 1, "direct.steps": self.steps >= 0,
-                  "direct.batch_size": self.batch_size >= 1, "direct.lr": self.lr > 0,
-                  "direct.lr_decay": 0 < self.lr_decay <= 1, "direct.init_std": self.init_std > 0}
+        checks = {
+            "direct.copies": self.copies >= 1,
+            "direct.steps": self.steps >= 0,
+            "direct.batch_size": self.batch_size >= 1,
+            "direct.lr": self.lr > 0,
+            "direct.lr_decay": 0 < self.lr_decay <= 1,
+            "direct.init_std": self.init_std > 0,
+        }
         check_ranges(checks)
 
 
@@ -41,8 +46,9 @@ def init_filters(spec: TargetSpec, cfg: DirectConfig, seed: int) -> list[Tensor]
     filters = []
     for layer in spec.layers:
         weight = torch.empty(cfg.copies, layer.out_size, layer.fan_in)
-        nn.init.trunc_normal_(weight, std=cfg.init_std, a=-2 * cfg.init_std, b=2 * cfg.init_std,
-                              generator=g)
+        nn.init.trunc_normal_(
+            weight, std=cfg.init_std, a=-2 * cfg.init_std, b=2 * cfg.init_std, generator=g
+        )
         bias = torch.full((cfg.copies, layer.out_size, 1), cfg.bias_init)
         filters.append(torch.cat([weight, bias], -1))
     return filters

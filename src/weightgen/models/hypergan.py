@@ -36,12 +36,18 @@ class HyperGANConfig:
     leaky_slope: float = 0.2
 
     def __post_init__(self) -> None:
-        sizes = [self.noise_dim, self.code_dim, *self.mixer_hidden, *self.generator_hidden,
-                 *self.discriminator_hidden]
+        sizes = [
+            self.noise_dim,
+            self.code_dim,
+            *self.mixer_hidden,
+            *self.generator_hidden,
+            *self.discriminator_hidden,
+        ]
         check_config(all(size >= 1 for size in sizes), "hypergan sizes", "must all be >= 1")
         check_config(self.beta >= 0, "hypergan.beta", "must be >= 0")
-        check_config(self.discriminator_lr_scale > 0, "hypergan.discriminator_lr_scale",
-                     "must be > 0")
+        check_config(
+            self.discriminator_lr_scale > 0, "hypergan.discriminator_lr_scale", "must be > 0"
+        )
         check_config(0 <= self.leaky_slope < 1, "hypergan.leaky_slope", "must be in [0, 1)")
 
 
@@ -63,11 +69,13 @@ class HyperGAN(nn.Module):
         super().__init__()
         self.spec, self.cfg = spec, cfg
         layers = len(spec.layers)
-        self.mixer = _mlp([cfg.noise_dim, *cfg.mixer_hidden, layers * cfg.code_dim],
-                          cfg.leaky_slope)
+        self.mixer = _mlp(
+            [cfg.noise_dim, *cfg.mixer_hidden, layers * cfg.code_dim], cfg.leaky_slope
+        )
         self.generators = nn.ModuleList(
             _mlp([cfg.code_dim, *cfg.generator_hidden, layer.num_weights], cfg.leaky_slope)
-            for layer in spec.layers)
+            for layer in spec.layers
+        )
         for layer, generator in zip(spec.layers, self.generators):
             # He's scale over a unit-variance hidden layer; the default initialisation shrinks
             # the hidden activations, so the weights start at about a tenth of He's scale,
@@ -77,8 +85,9 @@ class HyperGAN(nn.Module):
             fan_in = layer.filter_size - 1
             nn.init.normal_(last.weight, std=math.sqrt(2.0 / fan_in / last.in_features))
             nn.init.zeros_(last.bias)
-        self.discriminator = _mlp([layers * cfg.code_dim, *cfg.discriminator_hidden, 1],
-                                  cfg.leaky_slope)
+        self.discriminator = _mlp(
+            [layers * cfg.code_dim, *cfg.discriminator_hidden, 1], cfg.leaky_slope
+        )
 
     def sample_noise(self, k: int, generator: torch.Generator | None = None) -> Tensor:
         """s ~ N(0, I), (k, noise_dim)."""
@@ -93,8 +102,10 @@ class HyperGAN(nn.Module):
         """Per-layer filter matrices [(k, out_l, n_l)] from the mixed codes."""
         k = codes.shape[0]
         per_layer = codes.split(self.cfg.code_dim, dim=1)  # layers x (k, code_dim)
-        return [generator(code).reshape(k, layer.out_size, layer.filter_size)
-                for layer, generator, code in zip(self.spec.layers, self.generators, per_layer)]
+        return [
+            generator(code).reshape(k, layer.out_size, layer.filter_size)
+            for layer, generator, code in zip(self.spec.layers, self.generators, per_layer)
+        ]
 
     def forward(self, s: Tensor) -> list[Tensor]:
         return self.filters(self.codes(s))
@@ -107,6 +118,7 @@ class HyperGAN(nn.Module):
         fooled = functional_call(self.discriminator, frozen, (codes,))
         mixer_loss = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
         real, fake = self.discriminator(prior), self.discriminator(codes.detach())
-        d_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
-            F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+        d_loss = F.binary_cross_entropy_with_logits(
+            real, torch.ones_like(real)
+        ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
         return mixer_loss, d_loss

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -38,15 +38,20 @@ class HypernetConfig:
     init_scale: float = 0.01  # variance scaling on fan-in
 
     def __post_init__(self) -> None:
-        sizes = [self.noise_dim, self.code_dim, *self.extractor_hidden,
-                 *(w for hidden in self.generator_hidden or () for w in hidden)]
+        sizes = [
+            self.noise_dim,
+            self.code_dim,
+            *self.extractor_hidden,
+            *(w for hidden in self.generator_hidden or () for w in hidden),
+        ]
         if any(size < 1 for size in sizes):
             raise WeightgenError("config: hypernet sizes must all be >= 1")
         if not 0 <= self.leaky_slope < 1:
             raise WeightgenError("config: hypernet.leaky_slope must be in [0, 1)")
         if self.bn_eps <= 0 or not 0 < self.bn_momentum <= 1 or self.init_scale <= 0:
-            raise WeightgenError("config: hypernet.bn_eps and init_scale must be > 0 and "
-                                 "bn_momentum in (0, 1]")
+            raise WeightgenError(
+                "config: hypernet.bn_eps and init_scale must be > 0 and bn_momentum in (0, 1]"
+            )
 
 
 def default_generator_hidden(num_layers: int) -> tuple[tuple[int, ...], ...]:
@@ -74,8 +79,9 @@ class PooledBatchNorm1d(nn.BatchNorm1d):
     steps, and networks drawn in eval mode early in training would all be alike."""
 
     def forward(self, x: Tensor) -> Tensor:
-        first = self.training and not hasattr(self, "_started") and \
-            int(self.num_batches_tracked) == 0
+        first = (
+            self.training and not hasattr(self, "_started") and int(self.num_batches_tracked) == 0
+        )
         if self.training:
             self._started = True
         if first:  # running statistics := this batch's, as if the momentum were 1
@@ -94,7 +100,7 @@ class PooledBatchNorm1d(nn.BatchNorm1d):
         totals = all_reduce_sum(torch.cat([x.sum(0), x.square().sum(0), count]))
         n = totals[-1]
         mean = totals[:width] / n
-        var = totals[width:2 * width] / n - mean.square()  # biased, as BatchNorm normalises
+        var = totals[width : 2 * width] / n - mean.square()  # biased, as BatchNorm normalises
         with torch.no_grad():
             m = self.momentum
             self.running_mean.mul_(1 - m).add_(m * mean)
@@ -113,9 +119,10 @@ class MLP(nn.Module):
     def __init__(self, sizes: Sequence[int], cfg: HypernetConfig):
         super().__init__()
         self.linears = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes, sizes[1:]))
-        self.norms = nn.ModuleList(PooledBatchNorm1d(width, eps=cfg.bn_eps,
-                                                     momentum=cfg.bn_momentum)
-                                   for width in sizes[1:-1])
+        self.norms = nn.ModuleList(
+            PooledBatchNorm1d(width, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+            for width in sizes[1:-1]
+        )
         self.slope = cfg.leaky_slope
         for linear in self.linears:
             _truncated_normal_(linear.weight, cfg.init_scale)
@@ -135,11 +142,14 @@ class HyperNetwork(nn.Module):
     def __init__(self, spec: TargetSpec, cfg: HypernetConfig = HypernetConfig()):
         super().__init__()
         if cfg.generator_hidden is None:
-            cfg = dataclasses.replace(cfg,
-                                      generator_hidden=default_generator_hidden(len(spec.layers)))
+            cfg = dataclasses.replace(
+                cfg, generator_hidden=default_generator_hidden(len(spec.layers))
+            )
         if len(cfg.generator_hidden) != len(spec.layers):
-            raise WeightgenError(f"config: hypernet.generator_hidden has {len(cfg.generator_hidden)} entries, the "
-                             f"target has {len(spec.layers)} layers")
+            raise WeightgenError(
+                f"config: hypernet.generator_hidden has {len(cfg.generator_hidden)} entries, the "
+                f"target has {len(spec.layers)} layers"
+            )
         self.spec, self.cfg = spec, cfg
         # one code per filter of layers 1..m-1, one for the whole last layer
         self.codes_per_layer = [layer.out_size for layer in spec.layers[:-1]] + [1]
@@ -151,8 +161,12 @@ class HyperNetwork(nn.Module):
             out = layer.num_weights if last else layer.filter_size
             self.generators.append(MLP([cfg.code_dim, *hidden, out], cfg))
 
-    def sample_noise(self, k: int, generator: torch.Generator | None = None,
-                     device: torch.device | str | None = None) -> Tensor:
+    def sample_noise(
+        self,
+        k: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
         """z ~ U[-1, 1]^noise_dim, (k, noise_dim)."""
         z = torch.rand(k, self.cfg.noise_dim, generator=generator)
         return (2 * z - 1).to(device or self.extractor.linears[0].weight.device)
@@ -166,8 +180,9 @@ class HyperNetwork(nn.Module):
         k = codes.shape[0]
         codes = codes.reshape(k, -1, self.cfg.code_dim)  # (K, num_codes, code)
         filters = []
-        for layer, generator, chunk in zip(self.spec.layers, self.generators,
-                                           codes.split(self.codes_per_layer, dim=1)):
+        for layer, generator, chunk in zip(
+            self.spec.layers, self.generators, codes.split(self.codes_per_layer, dim=1)
+        ):
             out = generator(chunk)  # (K, codes_l, generator output)
             filters.append(out.reshape(k, layer.out_size, layer.filter_size))
         return filters
@@ -189,8 +204,9 @@ class MultiHyperNetwork(nn.Module):
     gives every component an equal share.
     """
 
-    def __init__(self, spec: TargetSpec, cfg: HypernetConfig, components: int,
-                 share_extractor: bool = False):
+    def __init__(
+        self, spec: TargetSpec, cfg: HypernetConfig, components: int, share_extractor: bool = False
+    ):
         super().__init__()
         self.spec = spec
         self.components = nn.ModuleList(HyperNetwork(spec, cfg) for _ in range(components))
@@ -200,8 +216,12 @@ class MultiHyperNetwork(nn.Module):
             for component in self.components[1:]:
                 del component.extractor
 
-    def sample_noise(self, k: int, generator: torch.Generator | None = None,
-                     device: torch.device | str | None = None) -> Tensor:
+    def sample_noise(
+        self,
+        k: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
         """z ~ U[-1, 1]^noise_dim, (k, noise_dim), drawn as one HyperNetwork draws it."""
         return self.components[0].sample_noise(k, generator, device)
 
@@ -213,8 +233,10 @@ class MultiHyperNetwork(nn.Module):
             return head.filters_from_codes(codes)
         k, count = z.shape[0], len(self.components)
         if self.training and k < 2 * count:
-            raise WeightgenError(f"batch-norm statistics of {count} components need at least "
-                                 f"{2 * count} networks at once (2 per component), got {k}")
+            raise WeightgenError(
+                f"batch-norm statistics of {count} components need at least "
+                f"{2 * count} networks at once (2 per component), got {k}"
+            )
         codes = self.shared_extractor(z) if self.shared_extractor is not None else None
         parts = []
         for c, head in enumerate(self.components[:k]):  # component c: rows c, c + K, ...

@@ -19,8 +19,8 @@ authors' conv code leaves out the tanh).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,10 +44,16 @@ class MNFGConfig:
     lr: float = 1e-3
 
     def __post_init__(self) -> None:
-        checks = {"mnfg.flows_q": self.flows_q >= 0, "mnfg.flows_r": self.flows_r >= 0,
-                  "mnfg.hidden_q": self.hidden_q >= 1, "mnfg.hidden_r": self.hidden_r >= 1,
-                  "mnfg.std_clip": self.std_clip > 0, "mnfg.batch_size": self.batch_size >= 1,
-                  "mnfg.steps": self.steps >= 0, "mnfg.lr": self.lr > 0}
+        checks = {
+            "mnfg.flows_q": self.flows_q >= 0,
+            "mnfg.flows_r": self.flows_r >= 0,
+            "mnfg.hidden_q": self.hidden_q >= 1,
+            "mnfg.hidden_r": self.hidden_r >= 1,
+            "mnfg.std_clip": self.std_clip > 0,
+            "mnfg.batch_size": self.batch_size >= 1,
+            "mnfg.steps": self.steps >= 0,
+            "mnfg.lr": self.lr > 0,
+        }
         check_ranges(checks)
 
 
@@ -72,10 +78,13 @@ class CouplingFlow(nn.Module):
         for lin in self.gate:
             nn.init.constant_(lin.bias, 2.0)
 
-    def draw_masks(self, n: int, generator: torch.Generator | None = None,
-                   device: torch.device | None = None) -> list[Tensor]:
-        return [torch.bernoulli(torch.full((n, self.dim), 0.5), generator=generator).to(device)
-                for _ in self.hidden]
+    def draw_masks(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None
+    ) -> list[Tensor]:
+        return [
+            torch.bernoulli(torch.full((n, self.dim), 0.5), generator=generator).to(device)
+            for _ in self.hidden
+        ]
 
     def _step(self, index: int, masked: Tensor) -> tuple[Tensor, Tensor]:
         h = torch.tanh(self.hidden[index](masked))
@@ -112,12 +121,16 @@ class LayerNoise:
     def mix(self, other: LayerNoise, t: Tensor) -> LayerNoise:
         """Noise of the interpolated path, t·self + (1−t)·other for each t (points,); the
         Gaussian parts are mixed, the masks are this draw's (a path keeps one flow)."""
+
         def line(a: Tensor, b: Tensor) -> Tensor:
             w = t.to(a).view(-1, *[1] * (a.dim() - 1))
             return w * a + (1 - w) * b
-        return LayerNoise(line(self.base, other.base),
-                          [m.expand(len(t), -1) for m in self.masks],
-                          line(self.weights, other.weights))
+
+        return LayerNoise(
+            line(self.base, other.base),
+            [m.expand(len(t), -1) for m in self.masks],
+            line(self.weights, other.weights),
+        )
 
 
 class MNFLayer(nn.Module):
@@ -134,8 +147,9 @@ class MNFLayer(nn.Module):
         self.log_std_w = nn.Parameter(-9.0 + 1e-3 * torch.randn(shape))
         self.mu_b = nn.Parameter(torch.zeros(layer.out_size))
         self.log_std_b = nn.Parameter(-9.0 + 1e-3 * torch.randn(layer.out_size))
-        self.q0_mean = nn.Parameter(_glorot_(torch.empty(self.zdim), self.zdim, 1)
-                                    + (1.0 if cfg.flows_q == 0 else 0.0))
+        self.q0_mean = nn.Parameter(
+            _glorot_(torch.empty(self.zdim), self.zdim, 1) + (1.0 if cfg.flows_q == 0 else 0.0)
+        )
         self.q0_log_var = nn.Parameter(math.log(0.1) + 1e-3 * torch.randn(self.zdim))
         self.r_c = nn.Parameter(_glorot_(torch.empty(self.zdim), self.zdim, 1))
         self.r_mean = nn.Parameter(_glorot_(torch.empty(self.zdim), self.zdim, 1))
@@ -150,8 +164,7 @@ class MNFLayer(nn.Module):
     def std_b(self) -> Tensor:
         return self.log_std_b.exp().clamp(max=self.cfg.std_clip)
 
-    def sample_z(self, n: int, generator: torch.Generator | None = None
-                 ) -> tuple[Tensor, Tensor]:
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """z_T ~ q(z) = flow(N(q0_mean, exp(q0_log_var))): (n, zdim) and log|det| (n,)."""
         eps = torch.randn(n, self.zdim, generator=generator).to(self.q0_mean.device)
         z0 = self.q0_mean + (0.5 * self.q0_log_var).exp() * eps
@@ -192,8 +205,14 @@ class MNFLayer(nn.Module):
         r_mean = self.r_mean * a.mean()
         r_log_precision = self.r_log_precision * a.mean()
         z_r, logdet_r = self.flow_r(z.unsqueeze(0))
-        log_r = logdet_r[0] + (-0.5 * r_log_precision.exp() * (z_r[0] - r_mean).square()
-                               - 0.5 * LOG_2PI + 0.5 * r_log_precision).sum()
+        log_r = (
+            logdet_r[0]
+            + (
+                -0.5 * r_log_precision.exp() * (z_r[0] - r_mean).square()
+                - 0.5 * LOG_2PI
+                + 0.5 * r_log_precision
+            ).sum()
+        )
         return self.gaussian_kl(z) + log_q - log_r
 
     def forward(self, x: Tensor) -> Tensor:
@@ -216,18 +235,27 @@ class MNFLayer(nn.Module):
         device = self.q0_mean.device
         base = torch.randn(n, self.zdim, generator=generator).to(device)
         masks = self.flow_q.draw_masks(n, generator, device)
-        weights = torch.stack([torch.cat([  # per network: weight noise, then bias noise
-            torch.randn(self.mu_w.shape, generator=generator).flatten(1),
-            torch.randn(self.layer.out_size, generator=generator).unsqueeze(1)], 1)
-            for _ in range(n)]).to(device)  # (n, out, fan_in + 1)
+        weights = torch.stack(
+            [
+                torch.cat(
+                    [  # per network: weight noise, then bias noise
+                        torch.randn(self.mu_w.shape, generator=generator).flatten(1),
+                        torch.randn(self.layer.out_size, generator=generator).unsqueeze(1),
+                    ],
+                    1,
+                )
+                for _ in range(n)
+            ]
+        ).to(device)  # (n, out, fan_in + 1)
         return LayerNoise(base, masks, weights)
 
     @torch.no_grad()
     def filters_from_noise(self, noise: LayerNoise) -> Tensor:
         """The weight sets a noise draw stands for, as filter matrices (n, out, fan_in + 1):
         z = flow(q0 mean + q0 std ⊙ base), then W = z-scaled means + std ⊙ weight noise."""
-        z, _ = self.flow_q(self.q0_mean + (0.5 * self.q0_log_var).exp() * noise.base,
-                           noise.masks)  # (n, zdim)
+        z, _ = self.flow_q(
+            self.q0_mean + (0.5 * self.q0_log_var).exp() * noise.base, noise.masks
+        )  # (n, zdim)
         mean_w, mean_b = self._scale_rows(z)  # (n, *weight_shape), (n, out)
         mean = torch.cat([mean_w.flatten(2), mean_b.unsqueeze(2)], 2)  # (n, out, fan_in + 1)
         std = torch.cat([self.std_w().flatten(1), self.std_b().unsqueeze(1)], 1)
@@ -267,8 +295,9 @@ class MNFG(nn.Module):
         """n explicit networks, each layer's z drawn through its own flow."""
         return [layer.sample_filters(n, generator) for layer in self.layers]
 
-    def interpolated_path(self, t: Tensor, generator: torch.Generator | None = None
-                          ) -> list[Tensor]:
+    def interpolated_path(
+        self, t: Tensor, generator: torch.Generator | None = None
+    ) -> list[Tensor]:
         """Networks along the interpolated path between two fresh samples (Fig. 5): each
         layer's Gaussian noise is t·ε1 + (1−t)·ε2, its flow masks those of the first sample, so
         t = 1 and t = 0 are two ordinary MNFG samples. Filter matrices (points, out, fan_in+1)."""

@@ -33,12 +33,17 @@ class ToyConfig:
     path_points: int = 400  # evenly spaced z for the figure
 
     def __post_init__(self) -> None:
-        checks = {"toy.components": self.components >= 1, "toy.steps": self.steps >= 0,
-                  "toy.noise_samples": self.noise_samples >= 2, "toy.lr": self.lr > 0,
-                  "toy.lr_decay": 0 < self.lr_decay <= 1, "toy.path_points": self.path_points >= 2,
-                  "toy.hidden": all(h >= 1 for h in self.hidden),
-                  "toy.sigma_range": 0 < self.sigma_range[0] <= self.sigma_range[1],
-                  "toy.weight_range": 0 < self.weight_range[0] <= self.weight_range[1]}
+        checks = {
+            "toy.components": self.components >= 1,
+            "toy.steps": self.steps >= 0,
+            "toy.noise_samples": self.noise_samples >= 2,
+            "toy.lr": self.lr > 0,
+            "toy.lr_decay": 0 < self.lr_decay <= 1,
+            "toy.path_points": self.path_points >= 2,
+            "toy.hidden": all(h >= 1 for h in self.hidden),
+            "toy.sigma_range": 0 < self.sigma_range[0] <= self.sigma_range[1],
+            "toy.weight_range": 0 < self.weight_range[0] <= self.weight_range[1],
+        }
         check_ranges(checks)
 
 
@@ -76,8 +81,9 @@ class ToyGenerator(nn.Module):
         return self.net(z)
 
 
-def toy_loss(generator: ToyGenerator, density: GaussianMixture, z: Tensor, cfg: ToyConfig
-             ) -> tuple[Tensor, dict[str, float]]:
+def toy_loss(
+    generator: ToyGenerator, density: GaussianMixture, z: Tensor, cfg: ToyConfig
+) -> tuple[Tensor, dict[str, float]]:
     y = generator(z)
     value = density(y).mean()
     entropy = kl_entropy(y, "l2", dim=1)
@@ -87,10 +93,13 @@ def toy_loss(generator: ToyGenerator, density: GaussianMixture, z: Tensor, cfg: 
 
 
 @torch.no_grad()
-def toy_path(generator: ToyGenerator, density: GaussianMixture, points: int
-             ) -> dict[str, Tensor]:
+def toy_path(generator: ToyGenerator, density: GaussianMixture, points: int) -> dict[str, Tensor]:
     """Fig. 2's data: G of evenly spaced z, the density along it, nearest-neighbour distance."""
     z = torch.linspace(-1, 1, points).unsqueeze(1)
     y = generator(z)
-    return {"z": z.squeeze(1), "y": y, "density": density(y),
-            "nn_distance": nearest_neighbour_distances(y, "l2")}
+    return {
+        "z": z.squeeze(1),
+        "y": y,
+        "density": density(y),
+        "nn_distance": nearest_neighbour_distances(y, "l2"),
+    }
