@@ -13,6 +13,7 @@ from weightgen.config import config_from_dict
 from weightgen.loop import train
 from weightgen.methods import METHODS
 from weightgen.runfolder import open_run
+from weightgen.terms import TERMS
 
 DIGITS_TARGET = {
     "layers": [
@@ -22,14 +23,25 @@ DIGITS_TARGET = {
 }
 
 
-@pytest.fixture
-def example_method():
+def run_example(defines: str) -> dict:
+    """Execute the CONTRIBUTING.md Python block that defines ``defines``; its namespace."""
     text = (REPO / "CONTRIBUTING.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "class " in b)
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if defines in b)
     namespace: dict = {}
     exec(compile(block, "CONTRIBUTING.md", "exec"), namespace)  # noqa: S102 (our own docs)
-    yield namespace["GaussianCloud"]
+    return namespace
+
+
+@pytest.fixture
+def example_method():
+    yield run_example("class GaussianCloud")["GaussianCloud"]
     METHODS.pop("gaussian_cloud", None)
+
+
+@pytest.fixture
+def example_term():
+    yield run_example("class WeightSpread")["WeightSpread"]
+    TERMS.remove(TERMS[-1])
 
 
 def test_the_documented_method_trains_samples_and_evaluates(example_method, tmp_path):
@@ -79,3 +91,50 @@ def test_a_methods_own_section_is_checked_like_every_other(example_method):
     with pytest.raises(WeightgenError, match="samples must be >= 1"):
         config_from_dict({**base, "gaussian_cloud": {"samples": 0}})
     assert config_from_dict(base).gaussian_cloud.samples == 4  # defaults when not given
+
+
+def test_the_documented_term_joins_the_loss_from_its_config_section(example_term, tmp_path):
+    from weightgen.models.hypernet import HyperNetwork
+    from weightgen.objective import objective
+    from weightgen.symmetry import gauge_fix
+
+    base = {
+        "name": "spread",
+        "data": {"name": "digits", "ood": None},
+        "target": DIGITS_TARGET,
+        "train": {
+            "steps": 6,
+            "noise_samples": 4,
+            "images_per_network": 8,
+            "log_every": 2,
+            "validate_every": 6,
+            "validation_networks": 4,
+        },
+    }
+    plain = config_from_dict(base)
+    spread = config_from_dict({**base, "objective": {"terms": {"weight_spread": {"weight": 0.5}}}})
+    assert plain.objective.terms["weight_spread"].weight == 0.0  # registered: defaults
+    assert config_from_dict(spread.to_dict()) == spread  # the section round-trips
+
+    torch.manual_seed(0)
+    g = HyperNetwork(spread.spec(), spread.hypernet)
+    z = g.sample_noise(4, torch.Generator().manual_seed(1))
+    images, labels = torch.rand(4, 8, 1, 8, 8), torch.randint(0, 10, (4, 8))
+    with_term = objective(g, z, images, labels, spread.objective)
+    without = objective(g, z, images, labels, plain.objective)
+    rows = spread.spec().flatten(gauge_fix(g.spec, g(z)))
+    expected = torch.log(torch.cdist(rows, rows).sum() / 12)
+    torch.testing.assert_close(with_term.weight_spread, expected.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(with_term.loss, without.loss - 0.5 * expected, rtol=1e-5, atol=1e-3)
+
+    metrics = train(spread, tmp_path / "run", device="cpu", progress=False)
+    assert "weight_spread" in metrics  # validation computes it and adds it to the loss
+    logged = (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert '"weight_spread"' in logged
+
+
+def test_an_unregistered_term_section_is_refused():
+    from weightgen.errors import WeightgenError
+
+    with pytest.raises(WeightgenError, match="objective.terms.nope is no registered section"):
+        config_from_dict({"objective": {"terms": {"nope": {"weight": 1.0}}}})

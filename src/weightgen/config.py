@@ -175,6 +175,8 @@ def _to_plain(obj: Any) -> Any:
         }
     if isinstance(obj, (tuple, list)):
         return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
     return obj
 
 
@@ -250,6 +252,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     }
     sections = method_sections() if cls is Config else {}
     values: dict[str, Any] = {"methods": {}} if cls is Config else {}
+    registries = {
+        f.name: f.metadata["sections"] for f in dataclasses.fields(cls) if "sections" in f.metadata
+    }
     for key, value in data.items():
         shown = key if isinstance(key, str) and key.isprintable() else repr(key)
         path = f"{prefix}.{shown}" if prefix else shown
@@ -259,11 +264,24 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         if key not in by_file_name:
             raise WeightgenError(f"config: unknown key {path}")
         name = by_file_name[key]
+        if name in registries:  # a mapping of registered sections (objective.terms)
+            values[name] = _build_sections(registries[name](), value, path)
+            continue
         values[name] = _coerce(value, hints[name], path)
     try:
         return cls(**values)
     except (ValueError, TypeError) as err:
         raise WeightgenError(f"config: {prefix or 'the file'}: {err}") from None
+
+
+def _build_sections(registry: dict[str, type], data: Any, prefix: str) -> dict[str, Any]:
+    """A mapping of section name -> settings, each checked against its registered dataclass."""
+    if not isinstance(data, dict):
+        raise WeightgenError(f"config: {prefix} must be a mapping, got {_shown(data)}")
+    unknown = [key for key in data if key not in registry]
+    if unknown:
+        raise WeightgenError(f"config: {prefix}.{unknown[0]} is no registered section")
+    return {key: _build(registry[key], value, f"{prefix}.{key}") for key, value in data.items()}
 
 
 def config_from_dict(data: dict) -> Config:

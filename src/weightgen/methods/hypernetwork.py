@@ -15,9 +15,9 @@ from ..evaluate import ensemble_metrics, predict, warn_if_slow_bfloat16
 from ..memory import require, training_step_bytes
 from ..models.hypernet import HyperNetwork, batch_statistics
 from ..networks import GeneratedNetworks
-from ..objective import combined_loss, objective, output_entropy, weight_entropy
+from ..objective import evaluate_terms, objective
 from ..rng import seeded_generator
-from ..symmetry import gauge_fix, gauge_penalty
+from ..symmetry import gauge_fix
 from .base import BATCH_NORM_MODES, Method, StepResult
 
 BATCH_NORM_BATCH = 200  # networks per batch-norm batch in "batch" mode (the paper's ensembles)
@@ -95,15 +95,7 @@ class HypernetworkMethod(Method):
             shared_images=shared,
             precision=tc.precision,
         )
-        record = {
-            "loss": terms.value,
-            "cross_entropy": terms.cross_entropy,
-            "entropy": terms.entropy,
-            "accuracy": terms.accuracy,
-            "gauge_penalty": terms.gauge_penalty,
-        }
-        if config.objective.function_weight > 0:
-            record["function_entropy"] = terms.function_entropy
+        record = {"loss": terms.value, "accuracy": terms.accuracy, **terms.parts}
         return StepResult(terms.loss, terms.value, record)
 
     @torch.no_grad()
@@ -117,24 +109,20 @@ class HypernetworkMethod(Method):
         )
         raw = generate(self.hypernet, z, gauge=False)
         filters = gauge_fix(self.spec, raw) if obj.gauge == "exact" else raw
-        metrics = ensemble_metrics(predict(self.spec, filters, split.images), split.labels)
-        d = obj.entropy_dim or self.hypernet.cfg.noise_dim
-        entropy = weight_entropy(self.spec, filters, obj, d, gather=False).item()
-        function_entropy = (
-            output_entropy(
-                self.spec, filters, split.images[: obj.function_images], obj, d, gather=False
-            ).item()
-            if obj.function_weight > 0
-            else 0.0
+        logits = predict(self.spec, filters, split.images)  # (K, N, classes)
+        metrics = ensemble_metrics(logits, split.labels)
+        terms = evaluate_terms(
+            self.spec,
+            raw,
+            filters,
+            logits,
+            split.labels,
+            obj,
+            obj.entropy_dim or self.hypernet.cfg.noise_dim,
+            split.images[: obj.function_images],
         )
-        penalty = gauge_penalty(self.spec, raw).mean().item() if obj.gauge == "soft" else 0.0
-        metrics["entropy"] = entropy
-        if obj.function_weight > 0:
-            metrics["function_entropy"] = function_entropy
-        metrics["loss"] = combined_loss(
-            obj, metrics["cross_entropy"], penalty, entropy, function_entropy
-        )
-        return metrics
+        terms.pop("cross_entropy")  # the same mean as ensemble_metrics' own
+        return {**metrics, **terms}
 
     def draw(
         self,
