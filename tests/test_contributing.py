@@ -3,6 +3,7 @@ the 8x8 digits, sampled and evaluated through the method interface."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from tests.helpers import REPO
 from weightgen.config import config_from_dict
+from weightgen.layers import LAYER_KINDS
 from weightgen.loop import train
 from weightgen.methods import METHODS
 from weightgen.runfolder import open_run
@@ -36,6 +38,12 @@ def run_example(defines: str) -> dict:
 def example_method():
     yield run_example("class GaussianCloud")["GaussianCloud"]
     METHODS.pop("gaussian_cloud", None)
+
+
+@pytest.fixture
+def example_layer():
+    yield run_example("class StridedConv")["StridedConv"]
+    LAYER_KINDS.pop("strided_conv", None)
 
 
 @pytest.fixture
@@ -138,3 +146,69 @@ def test_an_unregistered_term_section_is_refused():
 
     with pytest.raises(WeightgenError, match="objective.terms.nope is no registered section"):
         config_from_dict({"objective": {"terms": {"nope": {"weight": 1.0}}}})
+
+
+STRIDED_TARGET = {
+    "layers": [
+        {"name": "down1", "kind": "strided_conv", "in_size": 1, "out_size": 6, "kernel_size": 3},
+        {"name": "conv2", "kind": "conv", "in_size": 6, "out_size": 4, "kernel_size": 3, "pool": 2},
+        {"name": "fc1", "kind": "linear", "in_size": 16, "out_size": 10, "activation": "none"},
+    ]
+}
+
+
+def test_the_documented_layer_kind_runs_everywhere(example_layer, tmp_path):
+    from weightgen.cost import target_flops
+    from weightgen.errors import WeightgenError
+    from weightgen.symmetry import gauge_fix
+    from weightgen.targets import TargetSpec, forward
+
+    spec = TargetSpec.from_dict({"input_shape": [1, 8, 8], **STRIDED_TARGET})
+    assert spec.shapes() == [(1, 8, 8), (6, 4, 4), (4, 2, 2), (10,)]
+    assert spec.num_weights == 6 * 10 + 4 * 55 + 10 * 17
+    # forward FLOPs: 2 x (6*9*16 + 4*54*16 + 10*16) multiply-adds
+    assert target_flops(spec)[0] == 2 * (6 * 9 * 16 + 4 * 54 * 16 + 10 * 16)
+    torch.manual_seed(0)
+    filters = [torch.randn(3, layer.out_size, layer.filter_size) for layer in spec.layers]
+    images = torch.rand(5, 1, 8, 8)
+    reference = forward(spec, filters, images, "reference")  # torch.nn modules, one by one
+    for impl in ("per_network", "grouped"):
+        torch.testing.assert_close(forward(spec, filters, images, impl), reference)
+    own = torch.rand(3, 5, 1, 8, 8)  # each network its own images
+    torch.testing.assert_close(
+        forward(spec, filters, own, "grouped"), forward(spec, filters, own, "reference")
+    )
+    # the gauge fix keeps every network's function (scaling symmetry through the new kind)
+    torch.testing.assert_close(
+        forward(spec, gauge_fix(spec, filters), images, "reference").softmax(-1),
+        reference.softmax(-1),
+    )
+    odd = {"input_shape": [1, 7, 7], **STRIDED_TARGET}
+    with pytest.raises(WeightgenError, match="down1 has stride 2 and needs an even size"):
+        TargetSpec.from_dict(odd)
+
+    config = config_from_dict(
+        {
+            "name": "strided",
+            "data": {"name": "digits", "ood": None},
+            "target": STRIDED_TARGET,
+            "train": {
+                "steps": 30,
+                "noise_samples": 8,
+                "images_per_network": 16,
+                "lr": 3e-3,
+                "log_every": 5,
+                "validate_every": 30,
+                "validation_networks": 8,
+            },
+            "objective": {"lambda": 100.0},
+        }
+    )
+    train(config, tmp_path / "run", device="cpu", progress=False)
+    lines = [
+        line
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if '"train"' in line
+    ]
+    first, last = (json.loads(lines[i])["cross_entropy"] for i in (0, -1))
+    assert last < first  # the hypernetwork learns through the new kind

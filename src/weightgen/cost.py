@@ -15,19 +15,16 @@ from .targets import TargetSpec
 def target_flops(spec: TargetSpec) -> tuple[int, int]:
     """(forward, backward) floating-point operations of one (network, image) pair.
 
-    A conv or linear layer's forward is 2·out·fan_in multiply-adds per output position; its
+    Each layer's forward is 2 FLOPs per multiply-add its kind counts (a conv or linear layer:
+    out·fan_in per output position); its
     backward computes the weight gradient (the same count) and, except for the first layer
     (whose input is the image), the input gradient (the same count again).
     """
-    _, height, width = spec.input_shape
     forward = backward = 0
-    for index, layer in enumerate(spec.layers):
-        positions = height * width if layer.kind == "conv" else 1
-        flops = 2 * layer.out_size * layer.fan_in * positions
+    for index, (layer, shape) in enumerate(zip(spec.layers, spec.shapes())):
+        flops = 2 * layer.rule.multiply_adds(layer, shape)
         forward += flops
         backward += flops * (1 if index == 0 else 2)
-        if layer.kind == "conv":
-            height, width = height // layer.pool, width // layer.pool
     return forward, backward
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING
 
@@ -26,15 +27,10 @@ def available_bytes() -> int:
 def activation_floats(spec: TargetSpec) -> int:
     """Activations one (network, image) pair writes in a forward pass: every layer's output
     before and after pooling."""
-    channels, height, width = spec.input_shape
-    total = channels * height * width
-    for layer in spec.layers:
-        if layer.kind == "conv":
-            total += layer.out_size * height * width
-            height, width = height // layer.pool, width // layer.pool
-            total += layer.out_size * height * width
-        else:
-            total += layer.out_size
+    shapes = spec.shapes()
+    total = math.prod(shapes[0])
+    for layer, shape in zip(spec.layers, shapes):
+        total += layer.rule.activation_floats(layer, shape)
     return total
 
 

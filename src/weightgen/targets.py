@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import WeightgenError
+from .layers import LAYER_KINDS, LayerKind
 
 Activation = Literal["relu", "leaky_relu", "none"]
 ConvImpl = Literal["grouped", "per_network", "reference"]
@@ -28,10 +29,11 @@ ConvImpl = Literal["grouped", "per_network", "reference"]
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One conv (stride 1, 'same' padding) or linear layer, then activation, then max-pool."""
+    """One layer of a registered kind (:mod:`weightgen.layers`: "conv", stride 1, 'same'
+    padding, then max-pool; "linear"), then its activation."""
 
     name: str
-    kind: Literal["conv", "linear"]
+    kind: str  # a key of weightgen.layers.LAYER_KINDS
     in_size: int  # input channels (conv) or input features (linear)
     out_size: int  # filters (conv) or neurons (linear)
     kernel_size: int = 1
@@ -42,9 +44,17 @@ class LayerSpec:
     @property
     def weight_shape(self) -> tuple[int, ...]:
         """Per-network shape of ``<name>.weight`` as in torch.nn.Conv2d / torch.nn.Linear."""
-        if self.kind == "conv":
-            return (self.out_size, self.in_size, self.kernel_size, self.kernel_size)
-        return (self.out_size, self.in_size)
+        return self.rule.weight_shape(self)
+
+    @property
+    def rule(self) -> LayerKind:
+        """The registered :class:`~weightgen.layers.LayerKind` that computes this layer."""
+        if self.kind not in LAYER_KINDS:
+            raise WeightgenError(
+                f"target spec: layer {self.name} has unknown kind {self.kind!r}; "
+                f"choose one of {sorted(LAYER_KINDS)}"
+            )
+        return LAYER_KINDS[self.kind]
 
     @property
     def fan_in(self) -> int:
@@ -84,7 +94,16 @@ class TargetSpec:
         """Columns per input channel in layer ``index``'s filters (kernel area, or H*W after a
         flatten, or 1)."""
         channels = self.layers[index - 1].out_size if index > 0 else self.input_shape[0]
-        return self.layers[index].fan_in // channels
+        layer = self.layers[index]
+        return layer.rule.channel_block(layer, channels)
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Per-image input shape of every layer, then the output shape: [(C, H, W), ...,
+        (classes,)]."""
+        shapes = [tuple(self.input_shape)]
+        for layer in self.layers:
+            shapes.append(layer.rule.output_shape(layer, shapes[-1]))
+        return shapes
 
     def validate(self) -> None:
         if not self.layers:
@@ -92,8 +111,7 @@ class TargetSpec:
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
             raise WeightgenError(f"target spec: layer names must be unique, got {names}")
-        channels, height, width = self.input_shape
-        flat: int | None = None  # features once flattened
+        shape: tuple[int, ...] = tuple(self.input_shape)
         for i, layer in enumerate(self.layers):
             if layer.in_size <= 0 or layer.out_size <= 0:
                 raise WeightgenError(f"target spec: layer {layer.name} has a non-positive size")
@@ -102,44 +120,15 @@ class TargetSpec:
                     f"target spec: layer {layer.name} needs pool >= 1 and "
                     f"kernel_size >= 1, got {layer.pool!r}, {layer.kernel_size!r}"
                 )
-            if layer.kind == "conv":
-                if flat is not None:
-                    raise WeightgenError(f"target spec: conv layer {layer.name} after a linear one")
-                if layer.in_size != channels:
-                    raise WeightgenError(
-                        f"target spec: layer {layer.name} expects {layer.in_size} input channels, "
-                        f"gets {channels}"
-                    )
-                if layer.kernel_size % 2 != 1:
-                    raise WeightgenError(
-                        f"target spec: layer {layer.name} needs an odd kernel_size"
-                    )
-                if height % layer.pool or width % layer.pool:
-                    raise WeightgenError(
-                        f"target spec: layer {layer.name} pools {height}x{width} by {layer.pool}"
-                    )
-                channels, height, width = layer.out_size, height // layer.pool, width // layer.pool
-            elif layer.kind == "linear":
-                features = flat if flat is not None else channels * height * width
-                if layer.in_size != features:
-                    raise WeightgenError(
-                        f"target spec: layer {layer.name} expects {layer.in_size} input features, "
-                        f"gets {features}"
-                    )
-                if layer.pool != 1:
-                    raise WeightgenError(f"target spec: linear layer {layer.name} cannot pool")
-                flat = layer.out_size
-            else:
-                raise WeightgenError(
-                    f"target spec: layer {layer.name} has unknown kind {layer.kind!r}"
-                )
+            shape = layer.rule.output_shape(layer, shape)
             if layer.activation not in ("relu", "leaky_relu", "none"):
                 raise WeightgenError(
                     f"target spec: layer {layer.name} has unknown activation {layer.activation!r}"
                 )
-            if i == len(self.layers) - 1 and (layer.kind != "linear" or layer.activation != "none"):
+            if i == len(self.layers) - 1 and (len(shape) != 1 or layer.activation != "none"):
                 raise WeightgenError(
-                    "target spec: the last layer must be linear with activation none"
+                    "target spec: the last layer must output class scores (one feature per "
+                    "class, like a linear layer) with activation none"
                 )
 
     # ---- (de)serialisation ---------------------------------------------------------------
@@ -204,23 +193,15 @@ class TargetSpec:
     def build_module(self) -> nn.Sequential:
         """A plain torch.nn.Sequential of this architecture (the exchange format's reader)."""
         modules: OrderedDict[str, nn.Module] = OrderedDict()
-        flattened = False
-        for layer in self.layers:
-            if layer.kind == "conv":
-                modules[layer.name] = nn.Conv2d(
-                    layer.in_size, layer.out_size, layer.kernel_size, padding=layer.kernel_size // 2
-                )
-            else:
-                if not flattened:
-                    modules["flatten"] = nn.Flatten()
-                    flattened = True
-                modules[layer.name] = nn.Linear(layer.in_size, layer.out_size)
+        for layer, shape in zip(self.layers, self.shapes()):
+            for suffix, module in layer.rule.modules(layer, shape):
+                modules[layer.name + suffix] = module
             if layer.activation == "relu":
                 modules[f"{layer.name}_relu"] = nn.ReLU()
             elif layer.activation == "leaky_relu":
                 modules[f"{layer.name}_relu"] = nn.LeakyReLU(layer.leaky_slope)
-            if layer.pool > 1:
-                modules[f"{layer.name}_pool"] = nn.MaxPool2d(layer.pool)
+            for suffix, module in layer.rule.modules_after_activation(layer):
+                modules[layer.name + suffix] = module
         return nn.Sequential(modules)
 
 
@@ -282,15 +263,6 @@ def default_conv_impl(device: torch.device | str) -> ConvImpl:
     return "grouped" if torch.device(device).type == "cuda" else "per_network"
 
 
-# Without autograd, a conv with at most this fan-in, followed by max-pooling, is computed as
-# pool² strided convolutions and an elementwise max: its large pre-pool map is never written
-# (measured on 2 CPU cores for the paper's first layer: 2x faster; for its second layer 5x
-# slower). With autograd the backward of the elementwise max (masks, where, masked_fill)
-# costs more than it saves: a training step of the paper's configuration took 0.78 s this way
-# and 0.60 s with conv + max-pool (1 thread, profiled).
-SMALL_FAN_IN = 75
-
-
 def forward(
     spec: TargetSpec, filters: Sequence[Tensor], x: Tensor, conv_impl: ConvImpl | None = None
 ) -> Tensor:
@@ -308,18 +280,16 @@ def forward(
         # unbind, not indexing: the backward of K selects would write K full-size zero tensors
         per_network = list(zip(*(mat.unbind(0) for mat in filters)))
         first = spec.layers[0]
-        if (
-            x.dim() == 4
-            and first.kind == "conv"
-            and first.pool > 1
-            and first.fan_in <= SMALL_FAN_IN
-        ):
-            # shared images: the first layer's im2col is computed once for all networks
-            cols = _window_columns(x, first)
+        shared = (
+            first.rule.forward_shared(first, x, [mats[0] for mats in per_network])
+            if x.dim() == 4
+            else None
+        )
+        if shared is not None:  # the first layer's work on the common images done once
             return torch.stack(
                 [
-                    _single_forward(spec, mats[1:], _window_conv(cols, mats[0], x, first), start=1)
-                    for mats in per_network
+                    _single_forward(spec, mats[1:], _activate(h, first), start=1)
+                    for mats, h in zip(per_network, shared)
                 ]
             )
         inputs = [x] * len(per_network) if x.dim() == 4 else x.unbind(0)
@@ -337,98 +307,21 @@ def _single_forward(
     """One network from layer ``start`` on: filters [(out, n)], x (B, C, H, W) -> (B, classes)."""
     h = x
     for layer, mat in zip(spec.layers[start:], filters):
-        weight, bias = mat[:, :-1], mat[:, -1]
-        if layer.kind == "conv":
-            # channels-last weights make oneDNN write channels-last outputs, whose max-pool is
-            # ~10x faster on CPU than NCHW's (the training step: 0.29 -> 0.19 s on 1 thread)
-            weight = weight.reshape(layer.weight_shape).contiguous(
-                memory_format=torch.channels_last
-            )
-            if layer.pool > 1 and layer.fan_in <= SMALL_FAN_IN and not torch.is_grad_enabled():
-                h = _pooled_conv(h, weight, bias, layer)
-            else:
-                h = F.conv2d(h, weight, bias, padding=layer.kernel_size // 2)
-                if layer.pool > 1:
-                    h = F.max_pool2d(h, layer.pool)
-        else:
-            h = F.linear(h.flatten(1), weight, bias)
         # max-pool commutes with the monotone activation: activating after pooling is cheaper
-        h = _activate(h, layer)
+        h = _activate(layer.rule.forward(layer, h, mat[:, :-1], mat[:, -1]), layer)
     return h
-
-
-def _pooled_conv(x: Tensor, weight: Tensor, bias: Tensor, layer: LayerSpec) -> Tensor:
-    """max_pool(conv(x, 'same'), p) as the max over p² convolutions of stride p, one per
-    position in the pooling window. x: (B, C, H, W) -> (B, out, H/p, W/p)."""
-    p, pad = layer.pool, layer.kernel_size // 2
-    padded = F.pad(x, (pad, pad, pad, pad))
-    rows, cols = x.shape[-2] + 2 * pad - p + 1, x.shape[-1] + 2 * pad - p + 1
-    out = None
-    for dy in range(p):
-        for dx in range(p):
-            y = F.conv2d(padded[..., dy : dy + rows, dx : dx + cols], weight, bias, stride=p)
-            out = y if out is None else torch.maximum(out, y)
-    return out
-
-
-def _window_columns(x: Tensor, layer: LayerSpec) -> Tensor:
-    """im2col of x grouped by position in the pooling window, with a column of ones for the
-    bias: (p², B·H'·W', fan_in + 1)."""
-    p, k = layer.pool, layer.kernel_size
-    b, _, height, width = x.shape
-    cols = F.unfold(x, k, padding=k // 2)  # (B, fan_in, H*W)
-    cols = cols.reshape(b, layer.fan_in, height // p, p, width // p, p)  # (B, F, H', p, W', p)
-    cols = cols.permute(3, 5, 0, 2, 4, 1).reshape(p * p, -1, layer.fan_in)
-    return torch.cat([cols, cols.new_ones(p * p, cols.shape[1], 1)], dim=-1)
-
-
-def _window_conv(cols: Tensor, mat: Tensor, x: Tensor, layer: LayerSpec) -> Tensor:
-    """max_pool(conv(x)) of one network from shared window columns -> (B, out, H', W').
-
-    The bias rides in the ones column (max_w(a_w + b) = max_w(a_w) + b); without autograd the
-    running maximum is kept in place, which halves this layer's memory traffic. The result is
-    a channels-last view, which the next convolution reads directly."""
-    windows = cols.unbind(0)  # p² x (B·H'·W', fan_in + 1)
-    out = windows[0] @ mat.t()  # (B·H'·W', out)
-    in_place = not (torch.is_grad_enabled() and (cols.requires_grad or mat.requires_grad))
-    for window in windows[1:]:
-        y = window @ mat.t()
-        out = torch.maximum(out, y, out=out) if in_place else torch.maximum(out, y)
-    p = layer.pool
-    out = out.reshape(x.shape[0], x.shape[2] // p, x.shape[3] // p, layer.out_size)
-    return _activate(out.permute(0, 3, 1, 2), layer)
 
 
 def _grouped_forward(spec: TargetSpec, filters: Sequence[Tensor], x: Tensor) -> Tensor:
     """All K networks in one grouped convolution / batched matmul per layer."""
-    k = filters[0].shape[0]
     shared = x.dim() == 4
     h = x
     for layer, mat in zip(spec.layers, filters):
-        weight, bias = mat[..., :-1], mat[..., -1]  # (K, out, fan_in), (K, out)
-        if layer.kind == "conv":
-            weight = weight.reshape(k, *layer.weight_shape)
-            pad = layer.kernel_size // 2
-            if shared:  # all K kernels as one bank of K*out filters on the common images
-                y = F.conv2d(h, weight.flatten(0, 1), bias.flatten(), padding=pad)
-            else:  # (K, B, C, H, W) -> (B, K*C, H, W); groups=K keeps networks apart
-                y = F.conv2d(
-                    h.transpose(0, 1).flatten(1, 2),
-                    weight.flatten(0, 1),
-                    bias.flatten(),
-                    padding=pad,
-                    groups=k,
-                )
-            if layer.pool > 1:
-                y = F.max_pool2d(y, layer.pool)
-            h = y.unflatten(1, (k, layer.out_size)).transpose(0, 1)  # (K, B, out, H', W')
-            shared = False
-        elif shared:  # (B, F) @ (K, F, out) -> (K, B, out)
-            h = torch.matmul(h.flatten(1), weight.transpose(1, 2)) + bias.unsqueeze(1)
-            shared = False
-        else:  # (K, B, C, H, W) or (K, B, F) -> (K, B, out)
-            h = torch.baddbmm(bias.unsqueeze(1), h.flatten(2), weight.transpose(1, 2))
-        h = _activate(h, layer)
+        # weights (K, out, fan_in), biases (K, out)
+        h = _activate(
+            layer.rule.forward_grouped(layer, h, mat[..., :-1], mat[..., -1], shared), layer
+        )
+        shared = False
     return h
 
 

@@ -77,12 +77,13 @@ def filter_images(
     channel 0 of the second conv layer's filter 0, channel 0 of the first linear layer's neuron
     0 seen as its input map. Each (samples, h, w)."""
     images: dict[str, Tensor] = {}
+    shapes = spec.shapes()
     for index, (layer, mat) in enumerate(zip(spec.layers[:-1], filters[:-1])):
         weights = mat[:samples, 0, :-1]  # (samples, fan_in)
-        if layer.kind == "conv":
-            kernel = weights.reshape(-1, layer.in_size, layer.kernel_size, layer.kernel_size)
+        if len(layer.weight_shape) == 4:  # a kernel (out, in, h, w)
+            kernel = weights.reshape(-1, *layer.weight_shape[1:])
             images[f"{layer.name} filter 0, channel 0"] = kernel[:, 0]
-        elif index > 0 and spec.layers[index - 1].kind == "conv":
+        elif index > 0 and len(shapes[index]) == 3:  # reads feature maps
             side = int(round(spec.channel_block(index) ** 0.5))
             if side * side == spec.channel_block(index):
                 channel = weights[:, : spec.channel_block(index)]

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import check_ranges
+from ..errors import WeightgenError, check_ranges
 from ..targets import LayerSpec, TargetSpec
 
 LOG_2PI = math.log(2 * math.pi)
@@ -133,12 +133,20 @@ class LayerNoise:
         )
 
 
+MNF_KINDS = ("conv", "linear")  # the layer kinds with a multiplicative-normalising-flow form
+
+
 class MNFLayer(nn.Module):
     """One conv or dense layer of the target with an MNF posterior over its weights."""
 
     def __init__(self, layer: LayerSpec, cfg: MNFGConfig):
         super().__init__()
         self.layer, self.cfg = layer, cfg
+        if layer.kind not in MNF_KINDS:
+            raise WeightgenError(
+                f"mnfg: layer {layer.name} is of kind {layer.kind!r}; MNF layers exist for "
+                f"{' and '.join(MNF_KINDS)} only"
+            )
         self.conv = layer.kind == "conv"
         # z per output filter (conv) or per input unit (dense)
         self.zdim = layer.out_size if self.conv else layer.in_size
