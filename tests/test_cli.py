@@ -162,7 +162,7 @@ def test_bad_config_value_through_the_real_command(tmp_path):
         text=True,
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == "weightgen: error: config: train.lr must be > 0"
+    assert result.stderr.strip() == "weightgen: error: config: train.lr must be > 0, got -1.0"
     assert "Traceback" not in result.stderr
 
 

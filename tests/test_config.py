@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from tests.helpers import REPO, tiny_config_dict
@@ -121,3 +123,71 @@ def test_any_config_document_is_valid_or_one_clear_error(data):
         assert "\n" not in str(err)
     else:
         assert isinstance(config, Config)
+
+
+def test_every_shipped_config_is_found_by_name_and_loads():
+    from weightgen.config import shipped_configs
+
+    names = shipped_configs()
+    assert {"paper_lambda1e3", "fashion_mnist/mnfg", "digits/hypernetwork"} <= set(names)
+    for name in names:
+        assert load_config(name).name  # found in the package, not via the working directory
+    assert load_config("configs/paper_lambda1e3.yaml") == load_config("paper_lambda1e3")
+
+
+def test_a_mistyped_config_name_or_key_gets_a_did_you_mean():
+    with pytest.raises(
+        WeightgenError,
+        match=r"shipped config named 'paper_lamda1e3' \(did you mean paper_lambda1e3\?\)",
+    ):
+        load_config("paper_lamda1e3")
+    with pytest.raises(
+        WeightgenError, match=r"unknown key objective.lamda \(did you mean objective.lambda\?\)"
+    ):
+        config_from_dict({"objective": {"lamda": 3.0}})
+    with pytest.raises(WeightgenError, match=r"unknown key trian \(did you mean train\?\)"):
+        config_from_dict({"trian": {}})
+    with pytest.raises(WeightgenError, match=r"unknown key train.zzzz$"):
+        config_from_dict({"train": {"zzzz": 1}})  # nothing close: no guess
+
+
+def test_dotted_overrides_are_applied_before_the_checks():
+    config = load_config(
+        "paper_lambda1e3",
+        [
+            "objective.lambda=3000",
+            "train.steps=500",
+            "train.adam_betas=[0.8, 0.9]",
+            "data.ood=null",
+        ],
+    )
+    assert config.objective.lam == 3000.0 and config.train.steps == 500
+    assert config.train.adam_betas == (0.8, 0.9) and config.data.ood is None
+    assert load_config("mnfg", ["mnfg.lr=0.01"]).mnfg.lr == 0.01  # a method's own section
+    for bad, message in [
+        ("objective.lambda=-1", "objective.lambda must be > 0, got -1.0"),
+        ("objective.lamda=1", "did you mean objective.lambda"),
+        ("train", "expected KEY=VALUE"),
+        ("train..steps=1", "expected KEY=VALUE"),
+        ("seed.x=1", "seed is not a section"),
+        ("train.steps=[1", "not valid YAML"),
+    ]:
+        with pytest.raises(WeightgenError, match=re.escape(message)):
+            load_config("paper_lambda1e3", [bad])
+
+
+def test_range_errors_name_key_rule_and_value():
+    for data, message in [
+        ({"train": {"lr_decay": 1.5}}, "config: train.lr_decay must be in (0, 1], got 1.5"),
+        (
+            {"train": {"adam_betas": [0.9, 1.0]}},
+            "config: train.adam_betas must be in [0, 1), got (0.9, 1.0)",
+        ),
+        ({"method": "mnfg", "mnfg": {"hidden_q": 0}}, "config: mnfg.hidden_q must be >= 1, got 0"),
+        (
+            {"method": "direct", "direct": {"init_std": 0.0}},
+            "config: direct.init_std must be > 0, got 0.0",
+        ),
+    ]:
+        with pytest.raises(WeightgenError, match=re.escape(message) + "$"):
+            config_from_dict(data)

@@ -108,7 +108,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .runfolder import RunLock, remove_if_unused
 
     threads = _threads(args)
-    config = load_config(args.config)
+    config = load_config(args.config, args.set)
     if args.seed is not None:
         config = config.replace(seed=args.seed)
     overrides = {}
@@ -474,8 +474,20 @@ def _data_config(text: str):
         raise WeightgenError(f"--data {text}: {str(err).removeprefix('config: ')}") from None
 
 
+def _cmd_configs(args: argparse.Namespace) -> int:
+    from .config import resolve_config, shipped_configs
+
+    if args.name:
+        sys.stdout.write(resolve_config(args.name).read_text())
+        return 0
+    for name in shipped_configs():
+        print(name)
+    return 0
+
+
 COMMANDS = {
     "train": _cmd_train,
+    "configs": _cmd_configs,
     "sample": _cmd_sample,
     "evaluate": _cmd_evaluate,
     "report": _cmd_report,

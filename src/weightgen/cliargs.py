@@ -86,7 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="train a hypernetwork (resumes if --out already holds a run)",
     )
-    p.add_argument("--config", required=True, help="YAML experiment config (see configs/)")
+    p.add_argument(
+        "--config",
+        required=True,
+        help="a YAML config file, or a shipped config's name (paper_lambda1e3, "
+        "fashion_mnist/mnfg, ...: see `weightgen configs`)",
+    )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config keys, checked like the file (--set objective.lambda=3000 "
+        "train.steps=500); values are read as YAML",
+    )
     p.add_argument("--steps", type=_non_negative, help="override train.steps")
     p.add_argument("--out", help="run folder (default runs/<config name>)")
     p.add_argument("--seed", type=_non_negative, help="override the config's seed")
@@ -272,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision(p)
     _add_step(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser(
+        "configs",
+        help="list the configs shipped with weightgen, or print one (to copy and edit)",
+    )
+    p.add_argument("name", nargs="?", help="a shipped config's name: print its YAML")
 
     p = sub.add_parser(
         "bench",

@@ -9,10 +9,13 @@ keys, wrong types and out-of-range values raise a :class:`WeightgenError` that n
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import difflib
 import math
 import types
 import typing
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from .data import DataConfig, input_shape
-from .errors import WeightgenError, check_config
+from .errors import WeightgenError, check_config, check_value
 from .fileio import atomic_write_text
 from .methods import METHODS
 from .models.hypernet import HypernetConfig, default_generator_hidden
@@ -68,24 +71,23 @@ class TrainConfig:
     precision: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
-        check_config(self.steps >= 0, "train.steps", "must be >= 0")
-        check_config(
-            self.noise_samples >= 2,
+        check_value("train.steps", self.steps, ">= 0")
+        check_value(
             "train.noise_samples",
-            "must be >= 2 (the entropy needs nearest neighbours)",
+            self.noise_samples,
+            ">= 2",
+            "the entropy needs nearest neighbours",
         )
-        check_config(self.images_per_network >= 1, "train.images_per_network", "must be >= 1")
-        check_config(self.lr > 0, "train.lr", "must be > 0")
-        check_config(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
-        check_config(
-            all(0 <= b < 1 for b in self.adam_betas), "train.adam_betas", "must be in [0, 1)"
-        )
-        check_config(self.adam_eps > 0, "train.adam_eps", "must be > 0")
-        check_config(self.validate_every >= 1, "train.validate_every", "must be >= 1")
-        check_config(self.validation_networks >= 2, "train.validation_networks", "must be >= 2")
-        check_config(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
-        check_config(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
-        check_config(self.log_every >= 1, "train.log_every", "must be >= 1")
+        check_value("train.images_per_network", self.images_per_network, ">= 1")
+        check_value("train.lr", self.lr, "> 0")
+        check_value("train.lr_decay", self.lr_decay, "in (0, 1]")
+        check_value("train.adam_betas", self.adam_betas, "in [0, 1)")
+        check_value("train.adam_eps", self.adam_eps, "> 0")
+        check_value("train.validate_every", self.validate_every, ">= 1")
+        check_value("train.validation_networks", self.validation_networks, ">= 2")
+        check_value("train.checkpoint_every", self.checkpoint_every, ">= 1")
+        check_value("train.keep_checkpoints", self.keep_checkpoints, ">= 1")
+        check_value("train.log_every", self.log_every, ">= 1")
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ class Config:
     methods: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_config(self.seed >= 0, "seed", "must be >= 0")
+        check_value("seed", self.seed, ">= 0")
         check_config(
             self.method in METHODS,
             "method",
@@ -239,6 +241,14 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
     raise TypeError(f"unsupported config annotation {kind!r}")  # a bug, not user input
 
 
+def did_you_mean(key: Any, choices: Iterable[str], prefix: str = "") -> str:
+    """ " (did you mean PREFIX.CLOSEST?)" for a mistyped key, or "" when nothing is close."""
+    close = difflib.get_close_matches(str(key), list(choices), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {prefix + '.' if prefix else ''}{close[0]}?)"
+
+
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise WeightgenError(
@@ -262,7 +272,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
             values["methods"][key] = _build(sections[key], value, path)
             continue
         if key not in by_file_name:
-            raise WeightgenError(f"config: unknown key {path}")
+            raise WeightgenError(
+                f"config: unknown key {path}{did_you_mean(key, [*by_file_name, *sections], prefix)}"
+            )
         name = by_file_name[key]
         if name in registries:  # a mapping of registered sections (objective.terms)
             values[name] = _build_sections(registries[name](), value, path)
@@ -280,7 +292,10 @@ def _build_sections(registry: dict[str, type], data: Any, prefix: str) -> dict[s
         raise WeightgenError(f"config: {prefix} must be a mapping, got {_shown(data)}")
     unknown = [key for key in data if key not in registry]
     if unknown:
-        raise WeightgenError(f"config: {prefix}.{unknown[0]} is no registered section")
+        raise WeightgenError(
+            f"config: {prefix}.{unknown[0]} is no registered section"
+            f"{did_you_mean(unknown[0], registry, prefix)}"
+        )
     return {key: _build(registry[key], value, f"{prefix}.{key}") for key, value in data.items()}
 
 
@@ -327,9 +342,63 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config file."""
-    path = Path(path)
+CONFIG_DIR = Path(__file__).parent / "configs"  # shipped with the package
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped with weightgen (``fashion_mnist/mnfg``, ...)."""
+    return sorted(
+        p.relative_to(CONFIG_DIR).with_suffix("").as_posix() for p in CONFIG_DIR.rglob("*.yaml")
+    )
+
+
+def resolve_config(name: str | Path) -> Path:
+    """A config file's path: ``name`` itself if it exists, else the shipped config of that
+    name (``paper_lambda1e3``, ``fashion_mnist/mnfg``; ``.yaml`` and a leading ``configs/``
+    optional)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    key = path.as_posix().removesuffix(".yaml").removeprefix("configs/")
+    if key in shipped_configs():
+        return CONFIG_DIR / f"{key}.yaml"
+    hint = did_you_mean(key, shipped_configs()) or " (shipped: weightgen configs)"
+    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1:  # meant as a file
+        raise WeightgenError(f"cannot read config {path}: no such file{hint}")
+    raise WeightgenError(f"no config file or shipped config named {str(name)!r}{hint}")
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """``data`` with dotted ``KEY=VALUE`` overrides applied (``objective.lambda=3000``); each
+    value is read as YAML, so ``train.adam_betas=[0.9,0.99]`` and ``data.ood=null`` work."""
+    if not isinstance(data, dict):
+        raise WeightgenError(f"config: the file must be a mapping, got {_shown(data)}")
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise WeightgenError(f"--set {item!r}: expected KEY=VALUE, like objective.lambda=3000")
+        try:
+            value = parse_yaml(text)
+        except yaml.YAMLError:
+            raise WeightgenError(f"--set {item!r}: the value is not valid YAML") from None
+        *parents, last = key.split(".")
+        node = data
+        for depth, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise WeightgenError(
+                    f"--set {item!r}: {'.'.join(parents[: depth + 1])} is not a section"
+                )
+            node = child
+        node[last] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read and validate a YAML config file (a path, or a shipped config's name), with
+    dotted ``KEY=VALUE`` overrides applied before the checks."""
+    path = resolve_config(path)
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as err:
@@ -345,8 +414,8 @@ def load_config(path: str | Path) -> Config:
             f"config {path} is not valid YAML: {str(err).splitlines()[0]}"
         ) from None
     if data is None:
-        raise WeightgenError(f"config {path} is empty (see configs/ for examples)")
-    return config_from_dict(data)
+        raise WeightgenError(f"config {path} is empty (see `weightgen configs` for examples)")
+    return config_from_dict(apply_overrides(data, overrides) if overrides else data)
 
 
 def save_config(config: Config, path: str | Path) -> None:

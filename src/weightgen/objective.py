@@ -10,7 +10,7 @@ import torch.distributed
 from torch import Tensor
 
 from .distributed import is_distributed, mean_over_ranks
-from .errors import check_config
+from .errors import check_config, check_value
 from .models.hypernet import HyperNetwork
 from .symmetry import gauge_fix
 from .targets import ConvImpl, TargetSpec, forward
@@ -35,13 +35,12 @@ class ObjectiveConfig:
     terms: dict[str, Any] = field(default_factory=dict, metadata={"sections": term_sections})
 
     def __post_init__(self) -> None:
-        check_config(self.lam > 0, "objective.lambda", "must be > 0")
-        check_config(self.gamma >= 0, "objective.gamma", "must be >= 0")
-        check_config(
-            self.entropy_dim is None or self.entropy_dim > 0, "objective.entropy_dim", "must be > 0"
-        )
-        check_config(self.function_weight >= 0, "objective.function_weight", "must be >= 0")
-        check_config(self.function_images >= 1, "objective.function_images", "must be >= 1")
+        check_value("objective.lambda", self.lam, "> 0")
+        check_value("objective.gamma", self.gamma, ">= 0")
+        if self.entropy_dim is not None:
+            check_value("objective.entropy_dim", self.entropy_dim, ">= 1")
+        check_value("objective.function_weight", self.function_weight, ">= 0")
+        check_value("objective.function_images", self.function_images, ">= 1")
         sections = term_sections()
         unknown = sorted(set(self.terms) - set(sections))
         check_config(

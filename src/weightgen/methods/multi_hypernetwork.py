@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..errors import WeightgenError, check_config
+from ..errors import WeightgenError, check_value
 from ..models.hypernet import MultiHyperNetwork
 from ..symmetry import gauge_fix
 from .hypernetwork import HypernetworkMethod, eval_mode
@@ -28,7 +28,7 @@ class MultiHypernetworkSettings:
     share_extractor: bool = False  # True: one extractor, K sets of weight generators (heads)
 
     def __post_init__(self) -> None:
-        check_config(self.components >= 1, "multi_hypernetwork.components", "must be >= 1")
+        check_value("multi_hypernetwork.components", self.components, ">= 1")
 
 
 class MultiHypernetworkMethod(HypernetworkMethod):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..errors import check_ranges
+from ..errors import check_value
 from ..rng import seeded_generator
 from ..targets import TargetSpec
 
@@ -29,15 +29,12 @@ class DirectConfig:
     bias_init: float = 0.1
 
     def __post_init__(self) -> None:
-        checks = {
-            "direct.copies": self.copies >= 1,
-            "direct.steps": self.steps >= 0,
-            "direct.batch_size": self.batch_size >= 1,
-            "direct.lr": self.lr > 0,
-            "direct.lr_decay": 0 < self.lr_decay <= 1,
-            "direct.init_std": self.init_std > 0,
-        }
-        check_ranges(checks)
+        check_value("direct.copies", self.copies, ">= 1")
+        check_value("direct.steps", self.steps, ">= 0")
+        check_value("direct.batch_size", self.batch_size, ">= 1")
+        check_value("direct.lr", self.lr, "> 0")
+        check_value("direct.lr_decay", self.lr_decay, "in (0, 1]")
+        check_value("direct.init_std", self.init_std, "> 0")
 
 
 def init_filters(spec: TargetSpec, cfg: DirectConfig, seed: int) -> list[Tensor]:

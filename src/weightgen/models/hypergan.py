@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..errors import check_config
+from ..errors import check_value
 from ..targets import TargetSpec
 
 
@@ -36,19 +36,17 @@ class HyperGANConfig:
     leaky_slope: float = 0.2
 
     def __post_init__(self) -> None:
-        sizes = [
-            self.noise_dim,
-            self.code_dim,
-            *self.mixer_hidden,
-            *self.generator_hidden,
-            *self.discriminator_hidden,
-        ]
-        check_config(all(size >= 1 for size in sizes), "hypergan sizes", "must all be >= 1")
-        check_config(self.beta >= 0, "hypergan.beta", "must be >= 0")
-        check_config(
-            self.discriminator_lr_scale > 0, "hypergan.discriminator_lr_scale", "must be > 0"
-        )
-        check_config(0 <= self.leaky_slope < 1, "hypergan.leaky_slope", "must be in [0, 1)")
+        for key in (
+            "noise_dim",
+            "code_dim",
+            "mixer_hidden",
+            "generator_hidden",
+            "discriminator_hidden",
+        ):
+            check_value(f"hypergan.{key}", getattr(self, key), ">= 1")
+        check_value("hypergan.beta", self.beta, ">= 0")
+        check_value("hypergan.discriminator_lr_scale", self.discriminator_lr_scale, "> 0")
+        check_value("hypergan.leaky_slope", self.leaky_slope, "in [0, 1)")
 
 
 def _mlp(sizes: list[int], slope: float) -> nn.Sequential:

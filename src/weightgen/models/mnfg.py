@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import WeightgenError, check_ranges
+from ..errors import WeightgenError, check_value
 from ..targets import LayerSpec, TargetSpec
 
 LOG_2PI = math.log(2 * math.pi)
@@ -44,17 +44,14 @@ class MNFGConfig:
     lr: float = 1e-3
 
     def __post_init__(self) -> None:
-        checks = {
-            "mnfg.flows_q": self.flows_q >= 0,
-            "mnfg.flows_r": self.flows_r >= 0,
-            "mnfg.hidden_q": self.hidden_q >= 1,
-            "mnfg.hidden_r": self.hidden_r >= 1,
-            "mnfg.std_clip": self.std_clip > 0,
-            "mnfg.batch_size": self.batch_size >= 1,
-            "mnfg.steps": self.steps >= 0,
-            "mnfg.lr": self.lr > 0,
-        }
-        check_ranges(checks)
+        check_value("mnfg.flows_q", self.flows_q, ">= 0")
+        check_value("mnfg.flows_r", self.flows_r, ">= 0")
+        check_value("mnfg.hidden_q", self.hidden_q, ">= 1")
+        check_value("mnfg.hidden_r", self.hidden_r, ">= 1")
+        check_value("mnfg.std_clip", self.std_clip, "> 0")
+        check_value("mnfg.batch_size", self.batch_size, ">= 1")
+        check_value("mnfg.steps", self.steps, ">= 0")
+        check_value("mnfg.lr", self.lr, "> 0")
 
 
 def _glorot_(t: Tensor, fan_in: int, fan_out: int) -> Tensor:

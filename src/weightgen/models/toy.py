@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..entropy import kl_entropy, nearest_neighbour_distances
-from ..errors import check_ranges
+from ..errors import check_config, check_value
 from ..rng import seeded_generator
 
 
@@ -33,18 +33,25 @@ class ToyConfig:
     path_points: int = 400  # evenly spaced z for the figure
 
     def __post_init__(self) -> None:
-        checks = {
-            "toy.components": self.components >= 1,
-            "toy.steps": self.steps >= 0,
-            "toy.noise_samples": self.noise_samples >= 2,
-            "toy.lr": self.lr > 0,
-            "toy.lr_decay": 0 < self.lr_decay <= 1,
-            "toy.path_points": self.path_points >= 2,
-            "toy.hidden": all(h >= 1 for h in self.hidden),
-            "toy.sigma_range": 0 < self.sigma_range[0] <= self.sigma_range[1],
-            "toy.weight_range": 0 < self.weight_range[0] <= self.weight_range[1],
-        }
-        check_ranges(checks)
+        check_value("toy.components", self.components, ">= 1")
+        check_value("toy.steps", self.steps, ">= 0")
+        check_value("toy.noise_samples", self.noise_samples, ">= 2")
+        check_value("toy.lr", self.lr, "> 0")
+        check_value("toy.lr_decay", self.lr_decay, "in (0, 1]")
+        check_value("toy.path_points", self.path_points, ">= 2")
+        check_value("toy.hidden", self.hidden, ">= 1")
+        check_value("toy.sigma_range", self.sigma_range, "> 0")
+        check_config(
+            self.sigma_range[0] <= self.sigma_range[1],
+            "toy.sigma_range",
+            f"must be [low, high] with low <= high, got {list(self.sigma_range)}",
+        )
+        check_value("toy.weight_range", self.weight_range, "> 0")
+        check_config(
+            self.weight_range[0] <= self.weight_range[1],
+            "toy.weight_range",
+            f"must be [low, high] with low <= high, got {list(self.weight_range)}",
+        )
 
 
 class GaussianMixture:
