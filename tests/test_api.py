@@ -69,7 +69,7 @@ def test_logits_module_and_metrics(tiny_run, mnist):
     assert metrics["accuracy_mean"] == pytest.approx(accuracy.mean().item())
     nll = torch.nn.functional.cross_entropy(logits.softmax(-1).mean(0).log(), labels)
     assert metrics["ensemble_nll"] == pytest.approx(nll.item(), rel=1e-3)
-    assert 0 <= metrics["single_ece"] <= 1
+    assert 0 <= metrics["member_ece"] <= 1
 
 
 def test_networks_files_load_too(tiny_run, tmp_path, mnist):
@@ -115,3 +115,19 @@ def test_the_readme_python_example_runs_as_written(mnist_dir, monkeypatch, capsy
     exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 (our own docs)
     assert scope["logits"].shape == (20, 1000, 10)
     assert 0.9 < float(capsys.readouterr().out) <= 1.0
+
+
+def test_ensemble_module_averages_the_members_probabilities_and_reprs_are_short():
+    images, labels = weightgen.datasets.load("mnist", "test")
+    gen = weightgen.load("pretrained:paper_lambda1e3")
+    nets = gen.sample(3, seed=1)
+    ensemble = gen.ensemble(3, seed=1)
+    assert isinstance(ensemble, torch.nn.Module) and len(ensemble) == 3
+    expected = nets.logits(images[:50]).softmax(-1).mean(0)  # (50, classes)
+    torch.testing.assert_close(ensemble(images[:50]), expected)
+    for text in (repr(gen), repr(nets), repr(ensemble)):
+        assert len(text) < 200, text
+    metrics = nets.metrics(images[:300], labels[:300])
+    # members' NLL is the mean over members, the same quantity as cross_entropy
+    assert abs(metrics["member_nll"] - metrics["cross_entropy"]) < 1e-4
+    assert set(metrics) >= {"ensemble_nll", "ensemble_ece", "member_ece", "prediction_disagreement"}

@@ -55,7 +55,18 @@ if TYPE_CHECKING:
     from .targets import LayerSpec, TargetSpec, forward, mnist_cnn, mnist_mlp
 
 
+_SUBMODULES = (
+    "datasets",
+    "uncertainty",
+    "pretrained",
+    "terms",
+    "layers",
+)  # weightgen.datasets.load
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     if name not in _HOME:
         raise AttributeError(f"module 'weightgen' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

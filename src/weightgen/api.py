@@ -6,6 +6,7 @@ nets = gen.sample(10, seed=0)                  # the networks `weightgen sample 
 nets.logits(images)                            # (10, B, classes), batched
 module = nets.module(3)                        # a plain torch.nn.Module with network 3
 nets.metrics(images, labels)                   # accuracy, NLL, ECE of members and ensemble
+ensemble = gen.ensemble(10)                    # torch.nn.Module: mean probability (B, classes)
 for nets in gen.stream(1_000_000, chunk=10_000): ...   # bounded memory
 """
 
@@ -22,7 +23,7 @@ from .errors import ArgumentError, WeightgenError, check_argument
 from .exchange import load_networks
 from .memory import require
 from .methods import Method
-from .networks import GeneratedNetworks
+from .networks import EnsembleModule, GeneratedNetworks
 from .runfolder import open_run
 
 
@@ -66,6 +67,15 @@ class Generator:
         else:
             self.networks = load_networks(source)
             self.spec = self.networks.spec
+
+    def __repr__(self) -> str:
+        kind = self.method.name if self.method is not None else "networks file"
+        step = f", step {self.method.step}" if self.method is not None else ""
+        return f"Generator({str(self.source)!r}, {kind}{step}, device {self.device!r})"
+
+    def ensemble(self, n: int, seed: int = 0) -> EnsembleModule:
+        """n networks of :meth:`sample` as one torch.nn.Module averaging their probabilities."""
+        return self.sample(n, seed).ensemble()
 
     def sample(self, n: int, seed: int = 0) -> GeneratedNetworks:
         """n networks; the same as ``weightgen sample SOURCE -n n --seed seed`` writes (a

@@ -24,6 +24,20 @@ class GeneratedNetworks:
     def __len__(self) -> int:
         return self.filters[0].shape[0]
 
+    def __repr__(self) -> str:
+        layers = ", ".join(
+            f"{layer.name} {layer.kind} {layer.out_size}" for layer in self.spec.layers
+        )
+        noise = "" if self.z is None else f", z {tuple(self.z.shape)}"
+        return (
+            f"GeneratedNetworks({len(self)} networks of {self.spec.num_weights:,} weights "
+            f"[{layers}] on {self.filters[0].device}{noise})"
+        )
+
+    def ensemble(self) -> EnsembleModule:
+        """The networks as one torch.nn.Module whose forward averages their probabilities."""
+        return EnsembleModule(self)
+
     def check_images(self, images: Tensor) -> None:
         """Images must be (B, *input_shape) in [0, 1]; a one-line error otherwise."""
         shape = tuple(self.spec.input_shape)
@@ -66,9 +80,20 @@ class GeneratedNetworks:
 
     @torch.no_grad()
     def metrics(self, images: Tensor, labels: Tensor) -> dict[str, float]:
-        """Accuracy of single networks and of the ensembles (majority vote, mean probability,
-        most confident), with NLL and ECE of a single network and of the ensemble's mean
-        probability."""
+        """Members' and ensemble's quality on labelled images. Keys:
+
+        - ``accuracy_mean``, ``accuracy_std``, ``accuracy_min``, ``accuracy_max``: of the
+          members, each network alone;
+        - ``cross_entropy``: the members' mean NLL (each network's own probabilities);
+        - ``ensemble_majority_vote``, ``ensemble_mean_probability``,
+          ``ensemble_most_confident``: accuracy of the three ensemble rules;
+        - ``ensemble_nll``, ``ensemble_ece``, ``ensemble_brier``: of the ensemble's mean
+          probability;
+        - ``member_nll``, ``member_ece``, ``member_brier``: the mean over members of each
+          network's own NLL, ECE (15 equal-width bins, L1) and Brier score;
+        - ``prediction_disagreement``: the fraction of images on which two members, averaged
+          over pairs, predict different classes.
+        """
         from .uncertainty import calibration  # scikit-learn: imported on use only
 
         logits = self.logits(images)
@@ -90,8 +115,32 @@ class GeneratedNetworks:
                 f"labels must be {images.shape[0]} class indices in 0..{self.spec.num_classes - 1}"
             )
         result = ensemble_metrics(logits, labels)
-        probs = logits.softmax(-1)
-        for name, p in (("single", probs[0]), ("ensemble", probs.mean(0))):
-            for key, value in calibration(p, labels).items():
-                result[f"{name}_{key}"] = value
+        probs = logits.softmax(-1)  # (K, N, classes)
+        members = [calibration(p, labels) for p in probs]
+        for key in members[0]:
+            result[f"member_{key}"] = sum(m[key] for m in members) / len(members)
+        for key, value in calibration(probs.mean(0), labels).items():
+            result[f"ensemble_{key}"] = value
         return result
+
+
+class EnsembleModule(nn.Module):
+    """K generated networks as one module: ``forward(images)`` returns the mean of their
+    class probabilities, (B, classes), for use in a user's own evaluation code."""
+
+    def __init__(self, networks: GeneratedNetworks):
+        super().__init__()
+        self.spec = networks.spec
+        for index, weights in enumerate(networks.filters):  # (K, out, fan_in + 1) per layer
+            self.register_buffer(f"filters_{index}", weights.detach().clone())
+
+    def __len__(self) -> int:
+        return self.filters_0.shape[0]
+
+    def extra_repr(self) -> str:
+        return f"{len(self)} networks of {self.spec.num_weights:,} weights, mean probability"
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        filters = [getattr(self, f"filters_{i}") for i in range(len(self.spec.layers))]
+        return predict(self.spec, filters, images).softmax(-1).mean(0)
