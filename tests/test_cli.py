@@ -880,3 +880,54 @@ def test_help_and_version_do_not_import_torch():
 
     assert f"weightgen {weightgen.__version__}" in result.stdout
     assert "usage: weightgen" in result.stdout
+
+
+def test_a_networks_file_remembers_its_dataset(tmp_path, capsys):
+    """Networks sampled from a digits run are evaluated on digits without --data."""
+    import json as _json
+
+    from safetensors import safe_open
+
+    config = tmp_path / "digits.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "d",
+                "data": {"name": "digits", "ood": None},
+                "target": {
+                    "layers": [
+                        {
+                            "name": "conv1",
+                            "kind": "conv",
+                            "in_size": 1,
+                            "out_size": 4,
+                            "kernel_size": 3,
+                            "pool": 2,
+                        },
+                        {
+                            "name": "fc1",
+                            "kind": "linear",
+                            "in_size": 64,
+                            "out_size": 10,
+                            "activation": "none",
+                        },
+                    ]
+                },
+                "train": {
+                    "steps": 2,
+                    "noise_samples": 4,
+                    "images_per_network": 4,
+                    "validate_every": 2,
+                    "validation_networks": 4,
+                },
+            }
+        )
+    )
+    run, nets = tmp_path / "run", tmp_path / "nets.safetensors"
+    assert main(["train", "--config", str(config), "--out", str(run), "--threads", "1"]) == 0
+    assert main(["sample", str(run), "-n", "4", "-o", str(nets), "--threads", "1"]) == 0
+    with safe_open(str(nets), "pt") as f:
+        assert f.metadata()["dataset"] == "digits" and "ood_dataset" not in f.metadata()
+    report = tmp_path / "e.json"
+    assert main(["evaluate", str(nets), "--json", str(report), "--threads", "1"]) == 0
+    assert _json.loads(report.read_text())["images"] == 397  # digits' test split, not MNIST's

@@ -257,6 +257,11 @@ def _sample_into(args: argparse.Namespace) -> int:
         "step": joined(m.step for m in methods),
         "seed": str(args.seed),
         "gauge_fixed": str(not args.raw).lower(),
+        **(
+            methods[0].config.data.to_metadata()
+            if len({m.config.data for m in methods}) == 1
+            else {}
+        ),
         **({"batch_norm": args.batch_norm} if any(m.batch_norm for m in methods) else {}),
     }
     if not ctx.is_main:
@@ -295,8 +300,11 @@ def _networks_to_evaluate(source: str, args: argparse.Namespace, ctx, dev):
 
     path = pretrained.resolve(source)
     if not path.is_dir():
+        from .data import DataConfig
+
         networks = load_networks(path)
-        return networks.spec, [f.to(dev) for f in networks.filters()], str(path), None
+        trained_on = DataConfig.from_metadata(networks.metadata or {})
+        return networks.spec, [f.to(dev) for f in networks.filters()], str(path), trained_on
     method = _open_method(source, dev, args.step)
     method.check_batch_norm(args.batch_norm)
     num = args.num or method.size or 200  # a fixed set: all of it

@@ -54,6 +54,26 @@ class DataConfig:
             f"must be null or one of {sorted(set(DATASETS) - {'npz'})}",
         )
 
+    def to_metadata(self) -> dict[str, str]:
+        """The exchange file's record of the dataset its networks were trained on."""
+        meta = {"dataset": self.name}
+        if self.path is not None:
+            meta["dataset_path"] = self.path
+        if self.ood is not None:
+            meta["ood_dataset"] = self.ood
+        return meta
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> DataConfig | None:
+        """The dataset an exchange file records, or None for files written before it did
+        (or naming a dataset this installation does not have)."""
+        if meta.get("dataset") not in DATASETS:
+            return None
+        try:
+            return cls(meta["dataset"], meta.get("dataset_path"), meta.get("ood_dataset"))
+        except WeightgenError:
+            return None
+
 
 @dataclass(frozen=True)
 class Dataset:

@@ -53,7 +53,7 @@ class Source:
     walk: PathWalk | None = None
     size: int | None = None  # a fixed set of networks (a baseline); None: a generator
     device: torch.device = torch.device("cpu")  # where its networks are drawn
-    data: DataConfig | None = None  # what a run was trained on (None: a networks file)
+    data: DataConfig | None = None  # what the networks were trained on (None: not recorded)
     run_dir: Path | None = None  # its run folder (training curves from metrics.jsonl)
     cost: dict | None = None  # a run's counted training cost (weightgen.cost); None: unknown
 
@@ -75,6 +75,7 @@ def open_source(
             networks.spec,
             _cycling([f.to(where) for f in networks.filters()]),
             size=len(networks),
+            data=DataConfig.from_metadata(networks.metadata or {}),
             device=where,
         )
     method = open_run(path, device, step)
