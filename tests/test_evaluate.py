@@ -202,3 +202,16 @@ def test_evaluate_networks_adds_the_curve_of_all_networks():
     assert [row["size"] for row in result["curve"]] == [1, 5]
     assert result["curve"][0]["majority_vote"]["mean"] == pytest.approx(result["accuracy_mean"])
     assert "ood_auroc" in result["curve"][1]
+
+
+def test_predict_reports_every_network_image_pass_as_progress():
+    from weightgen.evaluate import predict
+    from weightgen.targets import mnist_cnn
+
+    spec = mnist_cnn()
+    filters = [torch.randn(3, layer.out_size, layer.filter_size) * 0.1 for layer in spec.layers]
+    counts: list[int] = []
+    images = torch.rand(300, 1, 28, 28)
+    logits = predict(spec, filters, images, image_chunk=128, on_progress=counts.append)
+    assert counts == [3 * 128, 3 * 128, 3 * 44]  # after each image chunk: all passes counted
+    torch.testing.assert_close(logits, predict(spec, filters, images))

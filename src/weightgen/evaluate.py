@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,7 @@ def predict(
     image_chunk: int | None = None,
     conv_impl: ConvImpl | None = None,
     precision: str = "float32",
+    on_progress: Callable[[int], None] | None = None,
 ) -> Tensor:
     """Logits of K networks on N shared images, (K, N, classes), in float32.
 
@@ -65,6 +66,7 @@ def predict(
     chunk for the per-network path (one network's activations then stay in cache: 1.4x the
     float32 rate of 1,024-image chunks on 2 CPU cores) and 1,024 for the grouped one.
     ``precision`` is the arithmetic of the forward pass ("float32" or "bfloat16").
+    ``on_progress(passes)`` is called after each chunk with its (network, image) passes.
     """
     k = filters[0].shape[0]
     if k == 0:
@@ -81,15 +83,12 @@ def predict(
     rows = []
     for lo in range(0, k, network_chunk):
         chunk = [mat[lo : lo + network_chunk] for mat in filters]
-        rows.append(
-            torch.cat(
-                [
-                    forward(spec, chunk, images[i : i + image_chunk], conv_impl)
-                    for i in range(0, len(images), image_chunk)
-                ],
-                dim=1,
-            )
-        )
+        columns = []
+        for i in range(0, len(images), image_chunk):
+            columns.append(forward(spec, chunk, images[i : i + image_chunk], conv_impl))
+            if on_progress is not None:
+                on_progress(columns[-1].shape[0] * columns[-1].shape[1])
+        rows.append(torch.cat(columns, dim=1))
     return torch.cat(rows).float()
 
 
@@ -266,19 +265,38 @@ def evaluate_networks(
     accuracies, cross_entropies, per_group, kept, kept_ood = [], [], [], [], []
     if ood_images is not None:
         from .uncertainty import ood_detection  # scikit-learn: imported on use only
+    ood_count = 0 if ood_images is None else len(ood_images)
+    passes = sum(
+        (hi - lo) * (len(data) + (ood_count if hi - lo == size or keep_all else 0))
+        for lo, hi in blocks
+    )
+    # this process's (network, image) passes, shown as networks done by all processes
+    scale = k * ctx.world_size / max(passes, 1)
     bar = tqdm(
         total=k,
         desc="networks",
         unit="network",
         leave=False,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total} networks [{elapsed}<{remaining}]",
         disable=not (progress and ctx.is_main),
     )
+
+    def advance(count: int) -> None:
+        bar.update(count * scale)
+
     for lo, hi in blocks:
         check_interrupt()
         mine = split(hi - lo, ctx)
         chunk = [mat[lo:hi][mine] for mat in filters]
         logits = gather_shards(
-            predict(spec, chunk, data.images, conv_impl=conv_impl, precision=precision),
+            predict(
+                spec,
+                chunk,
+                data.images,
+                conv_impl=conv_impl,
+                precision=precision,
+                on_progress=advance,
+            ),
             hi - lo,
             ctx,
         )
@@ -292,7 +310,14 @@ def evaluate_networks(
         ood_logits = None
         if ood_images is not None and (grouped or keep_all):
             ood_logits = gather_shards(
-                predict(spec, chunk, ood_images, conv_impl=conv_impl, precision=precision),
+                predict(
+                    spec,
+                    chunk,
+                    ood_images,
+                    conv_impl=conv_impl,
+                    precision=precision,
+                    on_progress=advance,
+                ),
                 hi - lo,
                 ctx,
             )
@@ -305,7 +330,6 @@ def evaluate_networks(
         if keep_all:
             kept.append(logits)
             kept_ood.append(ood_logits)
-        bar.update(hi - lo)
     bar.close()
     acc = torch.cat(accuracies)
     result = {
