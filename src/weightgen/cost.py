@@ -9,6 +9,8 @@ out and said so where numbers are compared.
 
 from __future__ import annotations
 
+import math
+
 from .targets import TargetSpec
 
 
@@ -41,3 +43,20 @@ def training_cost(spec: TargetSpec | None, passes_per_step: int, steps: int) -> 
     passes = passes_per_step * steps
     flops = passes * sum(target_flops(spec)) if spec is not None else 0
     return {"network_image_passes": passes, "target_flops": flops}
+
+
+def activation_floats(spec: TargetSpec) -> int:
+    """Activations one (network, image) pair writes in a forward pass: every layer's output
+    before and after pooling."""
+    shapes = spec.shapes()
+    total = math.prod(shapes[0])
+    for layer, shape in zip(spec.layers, shapes):
+        total += layer.rule.activation_floats(layer, shape)
+    return total
+
+
+def training_step_bytes(spec: TargetSpec, noise_samples: int, images_per_network: int) -> int:
+    """Rough peak of one training step: each pair's activations kept for the backward pass,
+    their gradients and a workspace (3x), and each network's weights several times over."""
+    pairs = noise_samples * images_per_network
+    return 4 * (3 * pairs * activation_floats(spec) + 8 * noise_samples * spec.num_weights)

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import os
-from typing import TYPE_CHECKING
 
 from .errors import WeightgenError
-
-if TYPE_CHECKING:  # only annotations: memory sits below the models
-    from .targets import TargetSpec
 
 
 def available_bytes() -> int:
@@ -22,23 +17,6 @@ def available_bytes() -> int:
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def activation_floats(spec: TargetSpec) -> int:
-    """Activations one (network, image) pair writes in a forward pass: every layer's output
-    before and after pooling."""
-    shapes = spec.shapes()
-    total = math.prod(shapes[0])
-    for layer, shape in zip(spec.layers, shapes):
-        total += layer.rule.activation_floats(layer, shape)
-    return total
-
-
-def training_step_bytes(spec: TargetSpec, noise_samples: int, images_per_network: int) -> int:
-    """Rough peak of one training step: each pair's activations kept for the backward pass,
-    their gradients and a workspace (3x), and each network's weights several times over."""
-    pairs = noise_samples * images_per_network
-    return 4 * (3 * pairs * activation_floats(spec) + 8 * noise_samples * spec.num_weights)
 
 
 def readable_bytes(count: float) -> str:

@@ -8,11 +8,12 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from ..cost import training_step_bytes
 from ..data import Split, training_batch_indices
 from ..distributed import Context, gather_shards, split
 from ..errors import WeightgenError
 from ..evaluate import ensemble_metrics, predict, warn_if_slow_bfloat16
-from ..memory import require, training_step_bytes
+from ..memory import require
 from ..models.hypernet import HyperNetwork, batch_statistics
 from ..networks import GeneratedNetworks
 from ..objective import evaluate_terms, objective
