@@ -111,7 +111,7 @@ def test_readme_loading_snippet_works(tmp_path, monkeypatch):
 
     from tests.helpers import REPO
 
-    readme = (REPO / "docs" / "guide.md").read_text()
+    readme = (REPO / "docs" / "reference" / "exchange.md").read_text()
     snippet = next(
         block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "load_file" in block
     )

@@ -1,9 +1,5 @@
-"""The datasets weightgen trains on, as tensors: ``weightgen.datasets.load("fashion_mnist")``.
-
->>> import weightgen.datasets
->>> sorted(weightgen.datasets.names())[:3]
-['digits', 'fashion_mnist', 'mnist']
-"""
+"""The datasets weightgen trains on, as tensors: ``weightgen.datasets.load("fashion_mnist")``
+returns the test split's images and labels."""
 
 from __future__ import annotations
 

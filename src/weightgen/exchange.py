@@ -1,5 +1,4 @@
-"""The exchange format for generated networks (the contract in docs/guide.md, "The exchange
-format").
+"""The exchange format for generated networks (the contract: docs/reference/exchange.md).
 
 One safetensors file. Every tensor is stacked over the N networks along a new first axis; names
 and per-network shapes are those of the torch.nn.Conv2d / torch.nn.Linear state dict of the
