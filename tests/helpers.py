@@ -96,3 +96,27 @@ def fresh_hypernet(config):
     from weightgen.methods import build_method
 
     return build_method(config).hypernet
+
+
+def digits_target(filters: int = 4) -> dict:
+    """A small CNN for the 8x8 digits as a config's ``target`` section: a 3x3 conv of
+    ``filters`` channels, 2x2 pooling, a linear layer to the 10 classes."""
+    return {
+        "layers": [
+            {
+                "name": "conv1",
+                "kind": "conv",
+                "in_size": 1,
+                "out_size": filters,
+                "kernel_size": 3,
+                "pool": 2,
+            },
+            {
+                "name": "fc1",
+                "kind": "linear",
+                "in_size": 16 * filters,
+                "out_size": 10,
+                "activation": "none",
+            },
+        ]
+    }

@@ -8,7 +8,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.helpers import write_tiny_yaml
+from tests.helpers import digits_target, write_tiny_yaml
 from weightgen.cli import main
 
 
@@ -894,25 +894,7 @@ def test_a_networks_file_remembers_its_dataset(tmp_path, capsys):
             {
                 "name": "d",
                 "data": {"name": "digits", "ood": None},
-                "target": {
-                    "layers": [
-                        {
-                            "name": "conv1",
-                            "kind": "conv",
-                            "in_size": 1,
-                            "out_size": 4,
-                            "kernel_size": 3,
-                            "pool": 2,
-                        },
-                        {
-                            "name": "fc1",
-                            "kind": "linear",
-                            "in_size": 64,
-                            "out_size": 10,
-                            "activation": "none",
-                        },
-                    ]
-                },
+                "target": digits_target(),
                 "train": {
                     "steps": 2,
                     "noise_samples": 4,

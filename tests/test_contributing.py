@@ -92,11 +92,11 @@ def test_a_methods_own_section_is_checked_like_every_other(example_method):
         "data": {"name": "digits", "ood": None},
         "target": DIGITS_TARGET,
     }
-    with pytest.raises(WeightgenError, match="unknown key gaussian_cloud.sample$"):
+    with pytest.raises(WeightgenError, match=r"unknown key gaussian_cloud.sample \(did you mean gaussian_cloud.samples\?\)$"):
         config_from_dict({**base, "gaussian_cloud": {"sample": 3}})
     with pytest.raises(WeightgenError, match="gaussian_cloud.lr must be a number"):
         config_from_dict({**base, "gaussian_cloud": {"lr": "fast"}})
-    with pytest.raises(WeightgenError, match="samples must be >= 1"):
+    with pytest.raises(WeightgenError, match="gaussian_cloud.samples must be >= 1, got 0"):
         config_from_dict({**base, "gaussian_cloud": {"samples": 0}})
     assert config_from_dict(base).gaussian_cloud.samples == 4  # defaults when not given
 
@@ -212,3 +212,51 @@ def test_the_documented_layer_kind_runs_everywhere(example_layer, tmp_path):
     ]
     first, last = (json.loads(lines[i])["cross_entropy"] for i in (0, -1))
     assert last < first  # the hypernetwork learns through the new kind
+
+
+def test_the_documented_dataset_trains_a_generator(tmp_path):
+    import weightgen
+    from weightgen.data import DATASETS
+
+    run_example('@register("stripes")')
+    try:
+        images, labels = weightgen.datasets.load("stripes", "validation")
+        assert images.shape == (200, 1, 16, 16) and set(labels.tolist()) == {0, 1}
+        config = config_from_dict(
+            {
+                "name": "stripes",
+                "data": {"name": "stripes", "ood": None},
+                "target": {
+                    "layers": [
+                        {
+                            "name": "conv1",
+                            "kind": "conv",
+                            "in_size": 1,
+                            "out_size": 4,
+                            "kernel_size": 3,
+                            "pool": 4,
+                        },
+                        {
+                            "name": "fc1",
+                            "kind": "linear",
+                            "in_size": 64,
+                            "out_size": 2,
+                            "activation": "none",
+                        },
+                    ]
+                },
+                "objective": {"lambda": 100.0},
+                "train": {
+                    "steps": 40,
+                    "noise_samples": 8,
+                    "images_per_network": 16,
+                    "lr": 3e-3,
+                    "validate_every": 40,
+                    "validation_networks": 8,
+                },
+            }
+        )
+        metrics = train(config, tmp_path / "run", device="cpu", progress=False)
+        assert metrics["ensemble_majority_vote"] > 0.9  # stripes are easy; chance is 0.5
+    finally:
+        DATASETS.pop("stripes", None)

@@ -4,6 +4,7 @@ import shutil
 import pytest
 import torch
 
+from tests.helpers import digits_target
 from weightgen.data import load_mnist, load_test_split, training_batch_indices
 from weightgen.errors import WeightgenError
 from weightgen.idxfiles import locate
@@ -275,25 +276,7 @@ def test_a_users_npz_file_trains_samples_and_evaluates_end_to_end(tmp_path):
         "name": "npz_run",
         "method": "hypernetwork",
         "data": {"name": "npz", "path": str(tmp_path / "digits.npz"), "ood": None},
-        "target": {
-            "layers": [  # input_shape comes from the file: (1, 8, 8)
-                {
-                    "name": "conv1",
-                    "kind": "conv",
-                    "in_size": 1,
-                    "out_size": 4,
-                    "kernel_size": 3,
-                    "pool": 2,
-                },
-                {
-                    "name": "fc1",
-                    "kind": "linear",
-                    "in_size": 64,
-                    "out_size": 10,
-                    "activation": "none",
-                },
-            ]
-        },
+        "target": digits_target(),  # input_shape comes from the file: (1, 8, 8)
         "hypernet": {"noise_dim": 8, "code_dim": 3, "extractor_hidden": [32]},
         "objective": {"lambda": 100.0},
         "train": {

@@ -27,7 +27,7 @@ from .evaluate import predict
 from .models.hypernet import HyperNetwork
 from .objective import ObjectiveConfig, objective
 from .symmetry import gauge_fix
-from .targets import TargetSpec, mnist_cnn
+from .targets import ConvImpl, TargetSpec, mnist_cnn
 
 
 def _rate(work: Callable[[], None], units: float, repeats: int) -> float:
@@ -46,12 +46,17 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+def _discard(work: Callable[[], object]) -> Callable[[], None]:
+    """``work`` as a timed callable whose result is dropped."""
+    return lambda: None if work() is None else None
+
+
 def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 6) -> float:
     """Float32 GFLOP/s of a large matrix product in this process: the machine's practical
     peak, against which the training step's rate is read."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
-    return _rate(lambda: torch.mm(a, b), 2 * size**3 / 1e9, repeats)
+    return _rate(_discard(lambda: torch.mm(a, b)), 2 * size**3 / 1e9, repeats)
 
 
 def training_rates(
@@ -72,7 +77,7 @@ def training_rates(
     labels = torch.randint(0, spec.num_classes, (noise_samples, images_per_network), device=device)
     cfg = ObjectiveConfig()
 
-    def step(conv_impl: str | None) -> Callable[[], None]:
+    def step(conv_impl: ConvImpl | None) -> Callable[[], None]:
         def run() -> None:
             terms = objective(hypernet, z, images, labels, cfg, conv_impl, precision=precision)
             optimizer.zero_grad(set_to_none=True)
@@ -102,7 +107,7 @@ def evaluation_rates(
         modules.append(module)
 
     def fast(precision: str) -> Callable[[], None]:
-        return lambda: predict(spec, filters, x, precision=precision)
+        return _discard(lambda: predict(spec, filters, x, precision=precision))
 
     def loop() -> None:
         for module in modules:

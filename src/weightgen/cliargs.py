@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from .errors import WeightgenError
 
@@ -10,7 +11,7 @@ from .errors import WeightgenError
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments in one line instead of usage text."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         words = self.prog.split()  # "weightgen" or "weightgen SUBCOMMAND"
         raise WeightgenError(f"{words[-1]}: {message}" if len(words) > 1 else message)
 

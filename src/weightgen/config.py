@@ -56,7 +56,12 @@ class TrainConfig:
     noise_samples: int = 32
     images_per_network: int = 32
     lr: float = 3e-4
-    lr_decay: float = 0.99998  # multiplied in every step
+    lr_decay: float = 0.99998  # multiplied in every step (lr_schedule: exponential)
+    # "warmup_cosine": linear warm-up over warmup_steps to lr, then a cosine to
+    # lr · lr_min_ratio at the last step (issue 27's schedules); lr_decay is then unused
+    lr_schedule: Literal["exponential", "warmup_cosine"] = "exponential"
+    warmup_steps: int = 0
+    lr_min_ratio: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     validate_every: int = 1000
@@ -81,6 +86,8 @@ class TrainConfig:
         check_value("train.images_per_network", self.images_per_network, ">= 1")
         check_value("train.lr", self.lr, "> 0")
         check_value("train.lr_decay", self.lr_decay, "in (0, 1]")
+        check_value("train.warmup_steps", self.warmup_steps, ">= 0")
+        check_value("train.lr_min_ratio", self.lr_min_ratio, "in [0, 1]")
         check_value("train.adam_betas", self.adam_betas, "in [0, 1)")
         check_value("train.adam_eps", self.adam_eps, "> 0")
         check_value("train.validate_every", self.validate_every, ">= 1")
@@ -207,7 +214,7 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         if len(value) != len(args):
             raise WeightgenError(f"config: {key} must have {len(args)} entries, got {len(value)}")
         return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return _build(kind, value, key)
     if kind is bool:
         if not isinstance(value, bool):
@@ -325,7 +332,7 @@ def config_from_dict(data: dict) -> Config:
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe YAML loader that refuses a key written twice in one mapping."""
 
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+    def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)

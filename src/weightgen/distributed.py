@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from .errors import WeightgenError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,13 +107,13 @@ class _AllReduceSum(torch.autograd.Function):
     """Sum over processes whose backward also sums (each rank's input feeds every rank)."""
 
     @staticmethod
-    def forward(ctx, tensor: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, tensor: Tensor) -> Tensor:
         out = tensor.clone()
         dist.all_reduce(out)
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> Tensor:
         out = grad.clone()
         dist.all_reduce(out)
         return out
@@ -141,7 +144,7 @@ def mean_over_ranks(value: Tensor) -> Tensor:
     return out / dist.get_world_size()
 
 
-def broadcast_object(obj: object, ctx: Context) -> object:
+def broadcast_object(obj: T, ctx: Context) -> T:
     """Rank 0's object on every rank (used for the checkpoint read on resume)."""
     if not ctx.active:
         return obj

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -332,7 +333,7 @@ def evaluate_networks(
             kept_ood.append(ood_logits)
     bar.close()
     acc = torch.cat(accuracies)
-    result = {
+    result: dict[str, Any] = {
         "networks": int(acc.numel()),
         "images": len(data),
         "accuracy_mean": acc.mean().item(),

@@ -90,7 +90,10 @@ class NetworksWriter:
         text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
         self._header = len(text).to_bytes(8, "little") + text
         self._data_size = offsets
-        self._offsets = {name: header[name]["data_offsets"][0] for name in shapes}
+        self._offsets: dict[str, int] = {
+            name: header[name]["data_offsets"][0]  # type: ignore[misc]
+            for name in shapes
+        }
         self._written = 0
 
     def __enter__(self) -> NetworksWriter:
@@ -123,10 +126,10 @@ class NetworksWriter:
         count = filters[0].shape[0]
         try:
             for name, tensor in tensors.items():
-                row = math.prod(self.shapes[name][1:]) * 4
+                row = math.prod(self.shapes[name][1:]) * 4  # float32 bytes of one network
                 data = tensor.detach().float().cpu().contiguous().numpy()
                 self._file.seek(len(self._header) + self._offsets[name] + start * row)
-                self._file.write(memoryview(data).cast("B"))  # no copy of the chunk
+                self._file.write(memoryview(data).cast("B"))  # type: ignore[arg-type]  # no copy
         except OSError as err:
             raise WeightgenError(f"cannot write {self.path}: {err.strerror}") from None
         self._written += count

@@ -135,7 +135,7 @@ class EnsembleModule(nn.Module):
             self.register_buffer(f"filters_{index}", weights.detach().clone())
 
     def __len__(self) -> int:
-        return self.filters_0.shape[0]
+        return int(self.get_buffer("filters_0").shape[0])
 
     def extra_repr(self) -> str:
         return f"{len(self)} networks of {self.spec.num_weights:,} weights, mean probability"

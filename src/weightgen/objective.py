@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.distributed
@@ -96,8 +96,8 @@ def objective(
     ``precision`` "bfloat16" runs the target networks' forward and backward under autocast
     (mixed precision); the hypernetwork, gauge, entropy and loss stay float32.
     """
-    generator = getattr(hypernet, "module", hypernet)  # unwrap DistributedDataParallel
-    spec = generator.spec
+    generator = cast(HyperNetwork, getattr(hypernet, "module", hypernet))  # unwrap DDP
+    spec: TargetSpec = generator.spec
     raw = hypernet(z)
     filters = gauge_fix(spec, raw) if cfg.gauge == "exact" else raw
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
@@ -128,7 +128,7 @@ def objective(
             for t in terms
         }
         value = weighted_sum(terms, parts)
-    return ObjectiveTerms(loss, torch.as_tensor(value).detach(), accuracy, parts)
+    return ObjectiveTerms(torch.as_tensor(loss), torch.as_tensor(value).detach(), accuracy, parts)
 
 
 def evaluate_terms(

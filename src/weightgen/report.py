@@ -193,8 +193,13 @@ def build_report(
     finished = {s: _finished_report(s) for s in sources if isinstance(s, Path)}  # fail early
     computed = [s for s in sources if not isinstance(s, Path)]
     dataset = load_dataset(data or DataConfig(), data_dir)
-    for source in computed:
-        check_fits(source.spec, dataset.input_shape, dataset.num_classes, f"dataset {dataset.name}")
+    for computed_source in computed:
+        check_fits(
+            computed_source.spec,
+            dataset.input_shape,
+            dataset.num_classes,
+            f"dataset {dataset.name}",
+        )
     device = computed[0].device if computed else torch.device("cpu")
     test = dataset.test.head(settings.test_images).to(device)
     ood_split = (

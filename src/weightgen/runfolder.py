@@ -403,7 +403,9 @@ def open_run(
     run_dir = pretrained.resolve(run_dir)
     if pretrained.is_pretrained_folder(run_dir):
         config = config_from_dict(saved_config(run_dir))
-        state = {"model": {k: v.to(device) for k, v in pretrained.load_weights(run_dir).items()}}
+        state: dict[str, Any] | None = {
+            "model": {k: v.to(device) for k, v in pretrained.load_weights(run_dir).items()}
+        }
         shipped = pretrained.card(run_dir)["step"]
         if step not in (None, "best", shipped):
             raise WeightgenError(

@@ -145,7 +145,8 @@ class TargetSpec:
     def from_dict(cls, data: dict) -> TargetSpec:
         try:
             layers = tuple(LayerSpec(**layer) for layer in data["layers"])
-            return cls(input_shape=tuple(int(v) for v in data["input_shape"]), layers=layers)
+            channels, height, width = (int(v) for v in data["input_shape"])
+            return cls(input_shape=(channels, height, width), layers=layers)
         except (KeyError, TypeError, ValueError) as err:
             raise WeightgenError(f"target spec: malformed ({err})") from None
 

@@ -17,8 +17,8 @@ def calibration(probs: Tensor, labels: Tensor, bins: int = 15) -> dict[str, floa
     """NLL, ECE (L1, equal-width bins) and multiclass Brier score of predictive
     probabilities (N, C) against labels (N,)."""
     classes = probs.shape[-1]
-    p = probs.double().clamp_min(1e-12)
-    p = (p / p.sum(-1, keepdim=True)).numpy()
+    clamped = probs.double().clamp_min(1e-12)
+    p = (clamped / clamped.sum(-1, keepdim=True)).numpy()
     y = labels.numpy()
     return {
         "nll": float(log_loss(y, p, labels=list(range(classes)))),

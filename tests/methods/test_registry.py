@@ -86,3 +86,29 @@ def test_sampling_in_chunks_gives_the_networks_of_one_draw():
     assert [len(p) for p in parts] == [1000, 1001]  # a trailing chunk of one joins another
     for layer, pieces in zip(whole.filters, zip(*(p.filters for p in parts))):
         assert torch.equal(layer, torch.cat(pieces))
+
+
+def test_warmup_cosine_schedule_rises_peaks_and_falls_to_the_floor():
+    from weightgen.config import config_from_dict
+    from weightgen.methods import build_method
+
+    config = config_from_dict(
+        {
+            "train": {
+                "lr": 1e-3,
+                "steps": 1000,
+                "lr_schedule": "warmup_cosine",
+                "warmup_steps": 100,
+                "lr_min_ratio": 0.1,
+            }
+        }
+    )
+    method = build_method(config)
+    rates = [method.learning_rate(step) for step in (0, 49, 99, 100, 550, 1000, 2000)]
+    assert rates[0] == pytest.approx(1e-5) and rates[1] == pytest.approx(5e-4)
+    assert rates[2] == pytest.approx(1e-3) and rates[3] == pytest.approx(1e-3)
+    assert rates[4] == pytest.approx(1e-4 + 0.9e-3 * 0.5)  # half way down the cosine
+    assert rates[5] == pytest.approx(1e-4) and rates[6] == pytest.approx(1e-4)
+    # the default is the paper's exponential decay, unchanged
+    paper = build_method(config_from_dict({"train": {"lr": 3e-4, "lr_decay": 0.99998}}))
+    assert paper.learning_rate(500) == 3e-4 * 0.99998**500

@@ -36,7 +36,8 @@ def paths(
     """
     g = seeded_generator(seed, "paths")
     t = torch.linspace(0, 1, points, device=data.images.device)
-    direct, interpolated = [], []
+    direct: list[Tensor] = []
+    interpolated: list[Tensor] = []
     for _ in range(pairs):
         along = walk(t, g)  # [(points, out, n)]
         line = [t.view(-1, 1, 1) * m[-1] + (1 - t.view(-1, 1, 1)) * m[0] for m in along]

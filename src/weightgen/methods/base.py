@@ -6,6 +6,7 @@ the toy generator). A new method subclasses :class:`Method` and is registered in
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,15 @@ from ..symmetry import gauge_fix
 from ..targets import TargetSpec
 
 BATCH_NORM_MODES = ("running", "batch")
+
+
+def warmup_cosine(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warm-up from peak/warmup to ``peak`` over ``warmup`` steps, then a cosine down to
+    peak · min_ratio at step ``total`` (and held there after it)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @dataclass
@@ -80,8 +90,14 @@ class Method(ABC):
         return getattr(self.config, self.section).steps
 
     def learning_rate(self, step: int) -> float:
-        """The learning rate of ``step``: lr · lr_decay^step (a constant without lr_decay)."""
+        """The learning rate of ``step``: lr · lr_decay^step (a constant without lr_decay), or
+        with ``lr_schedule: warmup_cosine`` a linear warm-up over ``warmup_steps`` to lr, then
+        a cosine to lr · lr_min_ratio at the section's last step."""
         section = getattr(self.config, self.section)
+        if getattr(section, "lr_schedule", "exponential") == "warmup_cosine":
+            return warmup_cosine(
+                step, section.lr, section.warmup_steps, section.steps, section.lr_min_ratio
+            )
         return section.lr * getattr(section, "lr_decay", 1.0) ** step
 
     def make_optimizer(self) -> torch.optim.Optimizer:

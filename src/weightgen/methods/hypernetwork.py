@@ -96,7 +96,11 @@ class HypernetworkMethod(Method):
             shared_images=shared,
             precision=tc.precision,
         )
-        record = {"loss": terms.value, "accuracy": terms.accuracy, **terms.parts}
+        record: dict[str, Tensor | float] = {
+            "loss": terms.value,
+            "accuracy": terms.accuracy,
+            **terms.parts,
+        }
         return StepResult(terms.loss, terms.value, record)
 
     @torch.no_grad()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -79,7 +80,7 @@ class HyperGAN(nn.Module):
             # the hidden activations, so the weights start at about a tenth of He's scale,
             # small as the paper's hypernetwork starts them (in a 40-step probe this learned
             # the fastest: cross-entropy 2.30 -> 1.35 where He's full scale stayed at 2.4)
-            last = generator[-1]
+            last = cast(nn.Linear, cast(nn.Sequential, generator)[-1])
             fan_in = layer.filter_size - 1
             nn.init.normal_(last.weight, std=math.sqrt(2.0 / fan_in / last.in_features))
             nn.init.zeros_(last.bias)
@@ -90,7 +91,7 @@ class HyperGAN(nn.Module):
     def sample_noise(self, k: int, generator: torch.Generator | None = None) -> Tensor:
         """s ~ N(0, I), (k, noise_dim)."""
         s = torch.randn(k, self.cfg.noise_dim, generator=generator)
-        return s.to(self.mixer[0].weight.device)
+        return s.to(next(self.mixer.parameters()).device)
 
     def codes(self, s: Tensor) -> Tensor:
         """Q(s): (k, noise_dim) -> (k, layers · code_dim), the layers' codes side by side."""

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -124,7 +125,7 @@ class MLP(nn.Module):
             for width in sizes[1:-1]
         )
         self.slope = cfg.leaky_slope
-        for linear in self.linears:
+        for linear in cast("list[nn.Linear]", list(self.linears)):
             _truncated_normal_(linear.weight, cfg.init_scale)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -138,6 +139,8 @@ class MLP(nn.Module):
 
 class HyperNetwork(nn.Module):
     """G(z): z (K, noise_dim) -> per-layer filter matrices [(K, out_l, n_l)] of the target."""
+
+    extractor: MLP
 
     def __init__(self, spec: TargetSpec, cfg: HypernetConfig = HypernetConfig()):
         super().__init__()
@@ -169,7 +172,7 @@ class HyperNetwork(nn.Module):
     ) -> Tensor:
         """z ~ U[-1, 1]^noise_dim, (k, noise_dim)."""
         z = torch.rand(k, self.cfg.noise_dim, generator=generator)
-        return (2 * z - 1).to(device or self.extractor.linears[0].weight.device)
+        return (2 * z - 1).to(device or next(self.parameters()).device)
 
     def forward(self, z: Tensor) -> list[Tensor]:
         return self.filters_from_codes(self.extractor(z))
@@ -210,11 +213,16 @@ class MultiHyperNetwork(nn.Module):
         super().__init__()
         self.spec = spec
         self.components = nn.ModuleList(HyperNetwork(spec, cfg) for _ in range(components))
-        self.cfg = self.components[0].cfg
-        self.shared_extractor = self.components[0].extractor if share_extractor else None
+        self.cfg = self.heads[0].cfg
+        self.shared_extractor: MLP | None = self.heads[0].extractor if share_extractor else None
         if share_extractor:  # the heads keep only their weight generators
-            for component in self.components[1:]:
+            for component in self.heads[1:]:
                 del component.extractor
+
+    @property
+    def heads(self) -> list[HyperNetwork]:
+        """The K component generators, typed (a ModuleList yields plain Modules)."""
+        return cast("list[HyperNetwork]", list(self.components))
 
     def sample_noise(
         self,
@@ -223,12 +231,12 @@ class MultiHyperNetwork(nn.Module):
         device: torch.device | str | None = None,
     ) -> Tensor:
         """z ~ U[-1, 1]^noise_dim, (k, noise_dim), drawn as one HyperNetwork draws it."""
-        return self.components[0].sample_noise(k, generator, device)
+        return self.heads[0].sample_noise(k, generator, device)
 
     def forward(self, z: Tensor, component: int | None = None) -> list[Tensor]:
         """Row i by component i mod K, or every row by ``component`` when it is given."""
         if component is not None:
-            head = self.components[component]
+            head = self.heads[component]
             codes = (self.shared_extractor or head.extractor)(z)
             return head.filters_from_codes(codes)
         k, count = z.shape[0], len(self.components)
@@ -239,7 +247,7 @@ class MultiHyperNetwork(nn.Module):
             )
         codes = self.shared_extractor(z) if self.shared_extractor is not None else None
         parts = []
-        for c, head in enumerate(self.components[:k]):  # component c: rows c, c + K, ...
+        for c, head in enumerate(self.heads[:k]):  # component c: rows c, c + K, ...
             mine = codes[c::count] if codes is not None else head.extractor(z[c::count])
             parts.append(head.filters_from_codes(mine))
         owner_rows = torch.cat([torch.arange(c, k, count) for c in range(min(count, k))])

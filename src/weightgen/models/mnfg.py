@@ -18,9 +18,12 @@ authors' conv code leaves out the tanh).
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -68,11 +71,11 @@ class CouplingFlow(nn.Module):
         self.hidden = nn.ModuleList(nn.Linear(dim, hidden) for _ in range(steps))
         self.mean = nn.ModuleList(nn.Linear(hidden, dim) for _ in range(steps))
         self.gate = nn.ModuleList(nn.Linear(hidden, dim) for _ in range(steps))
-        for layers in (self.hidden, self.mean, self.gate):
-            for lin in layers:
-                _glorot_(lin.weight, lin.in_features, lin.out_features)
-                nn.init.zeros_(lin.bias)
-        for lin in self.gate:
+        linears = cast("list[nn.Linear]", [*self.hidden, *self.mean, *self.gate])
+        for lin in linears:
+            _glorot_(lin.weight, lin.in_features, lin.out_features)
+            nn.init.zeros_(lin.bias)
+        for lin in linears[2 * steps :]:  # the gates
             nn.init.constant_(lin.bias, 2.0)
 
     def draw_masks(
@@ -279,6 +282,11 @@ class MNFG(nn.Module):
         self.spec = spec
         self.layers = nn.ModuleList(MNFLayer(layer, cfg) for layer in spec.layers)
 
+    @property
+    def mnf_layers(self) -> list[MNFLayer]:
+        """The MNF layers, typed (a ModuleList yields plain Modules)."""
+        return cast("list[MNFLayer]", list(self.layers))
+
     def forward(self, x: Tensor) -> Tensor:
         h = x
         for spec_layer, layer in zip(self.spec.layers, self.layers):
@@ -294,11 +302,11 @@ class MNFG(nn.Module):
         return h
 
     def kl_bound(self) -> Tensor:
-        return sum(layer.kl_bound() for layer in self.layers)
+        return functools.reduce(operator.add, (layer.kl_bound() for layer in self.mnf_layers))
 
     def sample_filters(self, n: int, generator: torch.Generator | None = None) -> list[Tensor]:
         """n explicit networks, each layer's z drawn through its own flow."""
-        return [layer.sample_filters(n, generator) for layer in self.layers]
+        return [layer.sample_filters(n, generator) for layer in self.mnf_layers]
 
     def interpolated_path(
         self, t: Tensor, generator: torch.Generator | None = None
@@ -307,7 +315,7 @@ class MNFG(nn.Module):
         layer's Gaussian noise is t·ε1 + (1−t)·ε2, its flow masks those of the first sample, so
         t = 1 and t = 0 are two ordinary MNFG samples. Filter matrices (points, out, fan_in+1)."""
         path = []
-        for layer in self.layers:
+        for layer in self.mnf_layers:
             one, two = layer.draw_noise(1, generator), layer.draw_noise(1, generator)
             path.append(layer.filters_from_noise(one.mix(two, t)))
         return path

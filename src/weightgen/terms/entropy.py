@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import Tensor
 
 from ..distributed import gather_rows
@@ -11,7 +13,7 @@ from ..symmetry import canonical_order
 from .base import Term, TermInputs
 
 
-def entropy_of_rows(rows: Tensor, inputs: TermInputs, metric: str) -> Tensor:
+def entropy_of_rows(rows: Tensor, inputs: TermInputs, metric: Literal["l1", "l2"]) -> Tensor:
     """Ĥ of rows (K, D), over every rank's rows when ``inputs.gather``."""
     return kl_entropy(gather_rows(rows) if inputs.gather else rows, metric, inputs.entropy_dim)
 
