@@ -92,7 +92,10 @@ def test_a_methods_own_section_is_checked_like_every_other(example_method):
         "data": {"name": "digits", "ood": None},
         "target": DIGITS_TARGET,
     }
-    with pytest.raises(WeightgenError, match=r"unknown key gaussian_cloud.sample \(did you mean gaussian_cloud.samples\?\)$"):
+    with pytest.raises(
+        WeightgenError,
+        match=r"unknown key gaussian_cloud.sample \(did you mean gaussian_cloud.samples\?\)$",
+    ):
         config_from_dict({**base, "gaussian_cloud": {"sample": 3}})
     with pytest.raises(WeightgenError, match="gaussian_cloud.lr must be a number"):
         config_from_dict({**base, "gaussian_cloud": {"lr": "fast"}})
