@@ -18,25 +18,15 @@ def tiny_yaml(tmp_path):
 
 
 @pytest.mark.slow
+def train_tiny(config, run, data_dir) -> int:
+    """``weightgen train`` of a config into ``run`` on the CPU, without progress bars."""
+    argv = ["train", "--config", str(config), "--out", str(run), "--data-dir", str(data_dir)]
+    return main([*argv, "--device", "cpu", "--no-progress"])
+
+
 def test_train_sample_evaluate(tiny_yaml, tmp_path, mnist_dir, capsys):
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                str(tiny_yaml),
-                "--out",
-                str(run),
-                "--data-dir",
-                str(mnist_dir),
-                "--device",
-                "cpu",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert train_tiny(tiny_yaml, run, mnist_dir) == 0
     assert (run / "checkpoints" / "step-0000002.pt").is_file()
     # --steps extends the same run: it resumes at step 2
     assert (
@@ -246,23 +236,7 @@ def test_random_command_lines_fail_cleanly(tmp_path_factory, argv):
 @pytest.fixture
 def tiny_run(tiny_yaml, tmp_path, mnist_dir):
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                str(tiny_yaml),
-                "--out",
-                str(run),
-                "--data-dir",
-                str(mnist_dir),
-                "--device",
-                "cpu",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert train_tiny(tiny_yaml, run, mnist_dir) == 0
     return run
 
 
