@@ -30,7 +30,7 @@ from .symmetry import gauge_fix
 from .targets import ConvImpl, TargetSpec, mnist_cnn
 
 
-def _rate(work: Callable[[], None], units: float, repeats: int) -> float:
+def _rate(work: Callable[[], object], units: float, repeats: int) -> float:
     """Units per second of ``work``, after one warm-up call."""
     work()
     _sync()
@@ -46,17 +46,12 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _discard(work: Callable[[], object]) -> Callable[[], None]:
-    """``work`` as a timed callable whose result is dropped."""
-    return lambda: None if work() is None else None
-
-
 def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 6) -> float:
     """Float32 GFLOP/s of a large matrix product in this process: the machine's practical
     peak, against which the training step's rate is read."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
-    return _rate(_discard(lambda: torch.mm(a, b)), 2 * size**3 / 1e9, repeats)
+    return _rate(lambda: torch.mm(a, b), 2 * size**3 / 1e9, repeats)
 
 
 def training_rates(
@@ -106,8 +101,8 @@ def evaluation_rates(
         module.load_state_dict({name: t[i] for name, t in state.items()})
         modules.append(module)
 
-    def fast(precision: str) -> Callable[[], None]:
-        return _discard(lambda: predict(spec, filters, x, precision=precision))
+    def fast(precision: str) -> Callable[[], object]:
+        return lambda: predict(spec, filters, x, precision=precision)
 
     def loop() -> None:
         for module in modules:
