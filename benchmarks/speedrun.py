@@ -7,10 +7,17 @@ validation (``train.validation_networks`` networks drawn with the same noise eac
 majority vote reaches ``--target`` (a checkpoint is saved there). Then 200 networks (sampling
 seed 0) are measured on the test set once. One row a seed: wall time, steps, counted training
 cost (:mod:`weightgen.cost`) and the test numbers; with ``--reference CONFIG`` the same for a
-reference config (the paper's) in the same process, and each time as a ratio to it.
+reference config (the paper's) in the same process (``--reference-seeds``, default the same
+seeds), and each time as a ratio to the reference's mean time.
 
     python benchmarks/speedrun.py configs/quick.yaml --seeds 8734 2 --target 0.99 \
         --reference configs/paper_lambda1e3.yaml --json speedrun.json
+
+Under torchrun the training step is sharded over the processes as in ``weightgen train`` (the
+same global batch, so the same recipe); rank 0 validates, decides when to stop for all ranks,
+measures the test set and prints:
+
+    torchrun --standalone --nproc_per_node 2 benchmarks/speedrun.py configs/fast.yaml --threads 1
 """
 
 from __future__ import annotations
@@ -24,10 +31,10 @@ from pathlib import Path
 
 import torch
 
+from weightgen import distributed
 from weightgen.config import load_config
 from weightgen.cost import training_cost
 from weightgen.data import load_dataset
-from weightgen.distributed import resolve_device
 from weightgen.evaluate import ensemble_metrics, predict
 from weightgen.fileio import MetricsLog
 from weightgen.loop import train
@@ -48,9 +55,10 @@ def speedrun(
     run: Path,
     data,
     device: str = "auto",
-) -> dict:
+) -> dict | None:
     """Train ``config_path`` with ``seed`` in the new folder ``run`` until the validation vote
-    reaches ``target``."""
+    reaches ``target``; the row on rank 0, None on the other ranks."""
+    ctx = distributed.setup(distributed.resolve_device(device))
     config = load_config(config_path).replace(seed=seed)
     section = METHODS[config.method].section
     steps = max_steps or getattr(config, section).steps
@@ -66,9 +74,14 @@ def speedrun(
     def check(step: int) -> None:
         if step % every:
             return
-        last = log.records()[-1]  # the loop validated this step just before calling back
-        if last.get("kind") == "validation" and last["ensemble_majority_vote"] >= target:
-            reached.update(step=step, vote=last["ensemble_majority_vote"])
+        vote = None
+        if ctx.is_main:
+            last = log.records()[-1]  # the loop validated this step just before calling back
+            if last.get("kind") == "validation":
+                vote = last["ensemble_majority_vote"]
+        vote = distributed.broadcast_object(vote, ctx)  # every rank stops at the same step
+        if vote is not None and vote >= target:
+            reached.update(step=step, vote=vote)
             raise TargetReached
 
     started = time.perf_counter()
@@ -77,7 +90,9 @@ def speedrun(
     except TargetReached:
         pass
     seconds = time.perf_counter() - started
-    method = open_run(run, str(resolve_device(device)))
+    if not ctx.is_main:
+        return None
+    method = open_run(run, str(distributed.resolve_device(device)))
     networks = next(method.sample(200, seed=0, chunk=200))
     test_split = data.test.to(method.device)
     test = ensemble_metrics(
@@ -118,6 +133,12 @@ def main() -> None:
     parser.add_argument(
         "--reference", default=None, help="a config timed the same way in this run, for ratios"
     )
+    parser.add_argument(
+        "--reference-seeds", type=int, nargs="+", default=None, help="default: --seeds"
+    )
+    parser.add_argument(
+        "--runs", default=None, help="keep the run folders here (default a temporary folder)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--data-dir", default=None)
@@ -125,32 +146,43 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     configs = [args.config] + ([args.reference] if args.reference else [])
+    ctx = distributed.setup(distributed.resolve_device(args.device))
     rows = []
     with tempfile.TemporaryDirectory(prefix="speedrun-") as workdir:
+        workdir = distributed.broadcast_object(args.runs or workdir, ctx)  # rank 0's is the run's
         data = load_dataset(load_config(args.config).data, args.data_dir)
         for index, config_path in enumerate(configs):
-            for seed in args.seeds:
-                rows.append(
-                    speedrun(
-                        config_path,
-                        seed,
-                        args.target,
-                        args.every,
-                        args.max_steps,
-                        Path(workdir) / f"{index}_seed{seed}",
-                        data,
-                        args.device,
-                    )
+            for seed in (args.reference_seeds or args.seeds) if index else args.seeds:
+                row = speedrun(
+                    config_path,
+                    seed,
+                    args.target,
+                    args.every,
+                    args.max_steps,
+                    Path(workdir) / f"{index}_seed{seed}",
+                    data,
+                    args.device,
                 )
-                rows[-1]["reference"] = index == 1
-    reference = {r["seed"]: r["seconds"] for r in rows if r["reference"]}
+                if row is not None:
+                    rows.append(
+                        {
+                            **row,
+                            "reference": index == 1,
+                            "processes": ctx.world_size,
+                            "threads": args.threads,
+                        }
+                    )
+        distributed.teardown()
+    if not ctx.is_main:
+        return
+    reference_times = [r["seconds"] for r in rows if r["reference"]]
+    reference = sum(reference_times) / len(reference_times) if reference_times else float("nan")
     print(
         f"{'config':34s} {'seed':>6s} {'steps':>7s} {'wall s':>8s} {'ratio':>6s} "
         f"{'TFLOP':>7s} {'test vote':>9s} {'mean':>7s} {'disagree':>8s}"
     )
     for r in rows:
-        ratio = r["seconds"] / reference[r["seed"]] if r["seed"] in reference else float("nan")
-        r["ratio_to_reference"] = ratio
+        ratio = r["ratio_to_reference"] = r["seconds"] / reference
         flag = "" if r["reached"] else "  (target not reached)"
         print(
             f"{r['config']:34s} {r['seed']:6d} {r['steps']:7d} {r['seconds']:8.1f} "
