@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from weightgen.entropy import kl_entropy
+from weightgen.errors import WeightgenError
 from weightgen.models.hypernet import HyperNetwork
 from weightgen.objective import ObjectiveConfig, objective
 from weightgen.symmetry import gauge_fix, gauge_penalty
@@ -124,3 +126,16 @@ def test_entropy_dimension_d_is_a_rescaled_lambda():
     # while λ alone changes the direction
     c = gradient(1000.0, 300)
     assert torch.linalg.vector_norm(c - b * 300 / 1000) > 1e-2 * torch.linalg.vector_norm(c)
+
+
+def test_lambda_schedule_moves_geometrically_from_lambda_start_to_lambda():
+    constant = ObjectiveConfig(lam=100.0)
+    assert constant.at_step(7, 10) is constant
+    scheduled = ObjectiveConfig(lam=100.0, lambda_start=10000.0, canonical_permutation=True)
+    assert scheduled.at_step(0, 10).lam == pytest.approx(10000.0)
+    assert scheduled.at_step(5, 10).lam == pytest.approx(1000.0)  # the geometric mean
+    assert scheduled.at_step(10, 10).lam == pytest.approx(100.0)
+    assert scheduled.at_step(12, 10).lam == pytest.approx(100.0)  # trained past the end
+    assert scheduled.at_step(5, 10).canonical_permutation  # only λ changes
+    with pytest.raises(WeightgenError, match="objective.lambda_start must be > 0"):
+        ObjectiveConfig(lambda_start=0.0)

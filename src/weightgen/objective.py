@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -22,6 +23,9 @@ class ObjectiveConfig:
     """L = λ·CE − Ĥ(S(G(z))) (eq. 11), or λ·CE + γ·𝒢 − Ĥ(G(z)) with the soft gauge (eq. 10)."""
 
     lam: float = 1e3  # written ``lambda`` in files
+    # beyond the paper (issue 27): λ at training step 0, moving geometrically to ``lambda`` at
+    # the last step (larger: accuracy first, diversity later); None keeps λ constant
+    lambda_start: float | None = None
     gauge: Literal["exact", "soft", "none"] = "exact"
     gamma: float = 0.0
     entropy_metric: Literal["l1", "l2"] = "l1"
@@ -36,6 +40,8 @@ class ObjectiveConfig:
 
     def __post_init__(self) -> None:
         check_value("objective.lambda", self.lam, "> 0")
+        if self.lambda_start is not None:
+            check_value("objective.lambda_start", self.lambda_start, "> 0")
         check_value("objective.gamma", self.gamma, ">= 0")
         if self.entropy_dim is not None:
             check_value("objective.entropy_dim", self.entropy_dim, ">= 1")
@@ -51,6 +57,14 @@ class ObjectiveConfig:
         object.__setattr__(
             self, "terms", {name: self.terms.get(name) or kind() for name, kind in sections.items()}
         )
+
+    def at_step(self, step: int, steps: int) -> ObjectiveConfig:
+        """This config with the λ of training step ``step`` of ``steps``:
+        λ_start^(1−t) · λ^t with t = step / steps (itself when λ is constant)."""
+        if self.lambda_start is None:
+            return self
+        t = min(step / max(steps, 1), 1.0)
+        return dataclasses.replace(self, lam=self.lambda_start ** (1 - t) * self.lam**t)
 
 
 @dataclass

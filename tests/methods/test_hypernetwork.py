@@ -49,3 +49,17 @@ def test_validation_loss_is_the_objective_of_the_validation_networks(mnist, obje
     assert metrics["loss"] == pytest.approx(expected, rel=1e-5)
     if obj.function_weight:
         assert metrics["function_entropy"] != 0.0
+
+
+def test_training_step_uses_the_scheduled_lambda(mnist):
+    from weightgen.distributed import Context
+
+    data = tiny_config_dict()
+    data["objective"] = {"lambda": 10.0, "lambda_start": 1000.0}
+    method = build_method(config_from_dict(data))
+    steps = method.config.train.steps
+    for step, lam in [(0, 1000.0), (steps // 2, 100.0)]:
+        result = method.training_step(step, method.module, mnist.train, Context())
+        assert result.record["lambda"] == pytest.approx(lam)
+        expected = lam * result.record["cross_entropy"] - result.record["entropy"]
+        assert result.value.item() == pytest.approx(expected.item(), rel=1e-5)

@@ -87,12 +87,13 @@ class HypernetworkMethod(Method):
             if config.objective.function_weight > 0
             else None
         )
+        scheduled = config.objective.at_step(step, tc.steps)
         terms = objective(
             model,
             z,
             train.images[idx],
             train.labels[idx],
-            config.objective,
+            scheduled,
             shared_images=shared,
             precision=tc.precision,
         )
@@ -101,6 +102,8 @@ class HypernetworkMethod(Method):
             "accuracy": terms.accuracy,
             **terms.parts,
         }
+        if scheduled.lambda_start is not None:
+            record["lambda"] = scheduled.lam
         return StepResult(terms.loss, terms.value, record)
 
     @torch.no_grad()
