@@ -1,7 +1,8 @@
 """The screening table of docs/results_history.md ("What moves the ensemble") from run folders.
 
 For each run: what its config changes against configs/paper_lambda1e3.yaml, the validation
-record at its last validated step (200 networks, the training's own validation z), and the
+record at its last validated step (200 networks, the training's own validation z: mean, min,
+vote, NLL and pairwise disagreement where recorded), and the
 two batch-norm sampling modes of ``scripts/screen.sh`` (200 networks, seed 0, validation split)
 and the training rate (steps/s as logged: one thread, on cores shared with other jobs).
 Validation numbers only: test numbers are for the configurations finally chosen.
@@ -61,10 +62,14 @@ def row(run: Path, step: int | None) -> str:
         else:
             modes.append("—")
     change = ", ".join(changes(config, paper)) or "none (the paper's config)"
+    nll = f"{v['ensemble_nll']:.4f}" if "ensemble_nll" in v else "—"
+    disagreement = (
+        f"{100 * v['prediction_disagreement']:.2f}" if "prediction_disagreement" in v else "—"
+    )
     return (
         f"| {run.name} | {change} | {v['step']} | {100 * v['accuracy_mean']:.2f} | "
-        f"{100 * v['accuracy_min']:.2f} | {100 * v['ensemble_majority_vote']:.2f} | "
-        f"{v['entropy']:.0f} | {modes[0]} | {modes[1]} | {rate} |"
+        f"{100 * v['accuracy_min']:.2f} | {100 * v['ensemble_majority_vote']:.2f} | {nll} | "
+        f"{disagreement} | {v['entropy']:.0f} | {modes[0]} | {modes[1]} | {rate} |"
     )
 
 
@@ -79,10 +84,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(
-        "| run | change against the paper's config | step | mean | min | majority vote | "
-        "entropy Ĥ | BN running: mean / vote | BN batch: mean / vote | steps/s |"
+        "| run | change against the paper's config | step | mean | min | majority vote | NLL | "
+        "disagreement | entropy Ĥ | BN running: mean / vote | BN batch: mean / vote | steps/s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in args.runs:
         print(row(run, args.step))
 
