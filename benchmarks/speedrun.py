@@ -10,7 +10,7 @@ cost (:mod:`weightgen.cost`) and the test numbers; with ``--reference CONFIG`` t
 reference config (the paper's) in the same process (``--reference-seeds``, default the same
 seeds), and each time as a ratio to the reference's mean time.
 
-    python benchmarks/speedrun.py configs/quick.yaml --seeds 8734 2 --target 0.99 \
+    python benchmarks/speedrun.py configs/fast.yaml --seeds 8734 2 --target 0.99 \
         --reference configs/paper_lambda1e3.yaml --json speedrun.json
 
 Under torchrun the training step is sharded over the processes as in ``weightgen train`` (the
