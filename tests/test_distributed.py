@@ -32,8 +32,9 @@ def fresh_hypernet():
     return HyperNetwork(mnist_cnn()).train()
 
 
-def one_step(hypernet, z, images, labels):
-    terms = objective(hypernet, z, images, labels, ObjectiveConfig(lam=1000.0))
+def one_step(hypernet, z, images, labels, canonical=False):
+    cfg = ObjectiveConfig(lam=1000.0, canonical_permutation=canonical)
+    terms = objective(hypernet, z, images, labels, cfg)
     terms.loss.backward()
     module = getattr(hypernet, "module", hypernet)
     grads = {name: p.grad.clone() for name, p in module.named_parameters()}
@@ -41,13 +42,13 @@ def one_step(hypernet, z, images, labels):
     return terms, grads, buffers
 
 
-def _worker(rank, world, init_file, out_file):
+def _worker(rank, world, init_file, out_file, canonical):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     z, images, labels = global_batch()
     mine = Context(rank, world).shard(K)
     model = torch.nn.parallel.DistributedDataParallel(fresh_hypernet(), broadcast_buffers=False)
-    terms, grads, buffers = one_step(model, z[mine], images[mine], labels[mine])
+    terms, grads, buffers = one_step(model, z[mine], images[mine], labels[mine], canonical)
     if rank == 0:
         torch.save(
             {
@@ -63,11 +64,12 @@ def _worker(rank, world, init_file, out_file):
 
 
 @pytest.mark.slow
-def test_sharded_loss_and_gradients_equal_single_process(tmp_path):
+@pytest.mark.parametrize("canonical", [False, True], ids=["entropy", "canonical_entropy"])
+def test_sharded_loss_and_gradients_equal_single_process(tmp_path, canonical):
     out = tmp_path / "rank0.pt"
-    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(out), canonical), nprocs=2, join=True)
     got = torch.load(out, weights_only=True)
-    terms, grads, buffers = one_step(fresh_hypernet(), *global_batch())
+    terms, grads, buffers = one_step(fresh_hypernet(), *global_batch(), canonical)
     torch.testing.assert_close(got["value"], terms.value, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(got["entropy"], terms.entropy, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(got["cross_entropy"], terms.cross_entropy)
