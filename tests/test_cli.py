@@ -17,13 +17,13 @@ def tiny_yaml(tmp_path):
     return write_tiny_yaml(tmp_path / "tiny.yaml", steps=2, validate_every=2, checkpoint_every=2)
 
 
-@pytest.mark.slow
 def train_tiny(config, run, data_dir) -> int:
     """``weightgen train`` of a config into ``run`` on the CPU, without progress bars."""
     argv = ["train", "--config", str(config), "--out", str(run), "--data-dir", str(data_dir)]
     return main([*argv, "--device", "cpu", "--no-progress"])
 
 
+@pytest.mark.slow
 def test_train_sample_evaluate(tiny_yaml, tmp_path, mnist_dir, capsys):
     run = tmp_path / "run"
     assert train_tiny(tiny_yaml, run, mnist_dir) == 0
