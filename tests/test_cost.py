@@ -57,3 +57,24 @@ def test_every_method_counts_its_passes_and_the_log_records_the_cost(mnist, tmp_
     resumed = [r for r in records if r["kind"] == "train" and r["step"] == 6][0]
     assert resumed["train_seconds"] > logged[1]["train_seconds"]
     assert resumed["target_flops"] == 6 * 32 * per_pair
+
+
+def test_the_equal_cost_configs_stay_within_the_deep_ensembles_counted_passes():
+    """Issue 26 compares at equal training cost: each config below claims (in its comments)
+    a counted cost within 10 % under its dataset's deep ensemble of 10."""
+    from weightgen.config import load_config
+    from weightgen.methods import build_method
+
+    def passes(name: str) -> int:
+        method = build_method(load_config(name))
+        return method.passes_per_step() * method.steps
+
+    assert passes("deep_ensemble") == passes("fashion_mnist/deep_ensemble") == 11_008_000
+    for name in [
+        "fashion_mnist/fast10000",
+        "fashion_mnist/fast_function7000",
+        "fast_function7000",
+    ]:
+        assert 0.9 <= passes(name) / passes("deep_ensemble") <= 1.0, name
+    assert passes("fashion_mnist/fast_function7000") == 7000 * 32 * (32 + 16)
+    assert passes("paper_lambda1e3") > passes("deep_ensemble")  # 13,000 steps: over it
