@@ -1,0 +1,72 @@
+"""The rows of RESULTS.md's comparison tables from ``weightgen evaluate --curve --json`` files:
+members, vote, NLL, ECE and OOD AUROC at ensemble sizes 10 and 200, and disagreement.
+
+    python scripts/comparison_rows.py "K = 3 (8734)=multi3.json" "deep ensemble (2)=de.json"
+
+Accuracies and disagreement in %; "of 10" is the mean over the disjoint ensembles of 10 with
+their range in brackets; disagreement is the mean pairwise disagreement within ensembles of
+10; a source without 200 networks gets "—" at 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def at_size(curve: list[dict[str, Any]], size: int) -> dict[str, Any] | None:
+    """The curve's point for ensembles of ``size`` networks, if it has one."""
+    return next((point for point in curve if point["size"] == size), None)
+
+
+def row(name: str, result: dict[str, Any]) -> str:
+    """One table row: name | members | vote of 10 | of 200 | NLL 10 / 200 | ECE of 10 |
+    OOD AUROC of 10 | of 200 | disagreement within ensembles of 10."""
+    ten, full = at_size(result["curve"], 10), at_size(result["curve"], 200)
+    if ten is None:
+        raise SystemExit(f"comparison_rows: {name}: no ensembles of 10 in its curve")
+
+    def spread(stat: dict[str, float], scale: float, digits: int) -> str:
+        mean = f"{stat['mean'] * scale:.{digits}f}"
+        if ten["ensembles"] == 1:
+            return mean
+        return f"{mean} ({stat['min'] * scale:.{digits}f}–{stat['max'] * scale:.{digits}f})"
+
+    def at_full(key: str, scale: float, digits: int) -> str:
+        return "—" if full is None else f"{full[key]['mean'] * scale:.{digits}f}"
+
+    members = (
+        f"{result['accuracy_mean'] * 100:.2f} "
+        f"({result['accuracy_min'] * 100:.2f}–{result['accuracy_max'] * 100:.2f})"
+    )
+    auroc = "—" if "ood_auroc" not in ten else spread(ten["ood_auroc"], 1, 3)
+    auroc_full = "—" if "ood_auroc" not in ten else at_full("ood_auroc", 1, 3)
+    cells = [
+        name,
+        members,
+        spread(ten["majority_vote"], 100, 2),
+        at_full("majority_vote", 100, 2),
+        f"{ten['nll']['mean']:.4f} / {at_full('nll', 1, 4)}",
+        f"{ten['ece']['mean']:.4f}",
+        auroc,
+        auroc_full,
+        f"{ten['disagreement']['mean'] * 100:.2f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sources", nargs="+", metavar="NAME=JSON")
+    args = parser.parse_args()
+    for item in args.sources:
+        name, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"comparison_rows: {item!r} is not NAME=JSON")
+        print(row(name, json.loads(Path(path).read_text())))
+
+
+if __name__ == "__main__":
+    main()
