@@ -16,15 +16,11 @@ from pathlib import Path
 from typing import Any
 
 
-def at_size(curve: list[dict[str, Any]], size: int) -> dict[str, Any] | None:
-    """The curve's point for ensembles of ``size`` networks, if it has one."""
-    return next((point for point in curve if point["size"] == size), None)
-
-
 def row(name: str, result: dict[str, Any]) -> str:
     """One table row: name | members | vote of 10 | of 200 | NLL 10 / 200 | ECE of 10 |
     OOD AUROC of 10 | of 200 | disagreement within ensembles of 10."""
-    ten, full = at_size(result["curve"], 10), at_size(result["curve"], 200)
+    by_size = {point["size"]: point for point in result["curve"]}
+    ten, full = by_size.get(10), by_size.get(200)
     if ten is None:
         raise SystemExit(f"comparison_rows: {name}: no ensembles of 10 in its curve")
 
@@ -35,14 +31,13 @@ def row(name: str, result: dict[str, Any]) -> str:
         return f"{mean} ({stat['min'] * scale:.{digits}f}–{stat['max'] * scale:.{digits}f})"
 
     def at_full(key: str, scale: float, digits: int) -> str:
-        return "—" if full is None else f"{full[key]['mean'] * scale:.{digits}f}"
+        return "—" if full is None or key not in full else f"{full[key]['mean'] * scale:.{digits}f}"
 
     members = (
         f"{result['accuracy_mean'] * 100:.2f} "
         f"({result['accuracy_min'] * 100:.2f}–{result['accuracy_max'] * 100:.2f})"
     )
-    auroc = "—" if "ood_auroc" not in ten else spread(ten["ood_auroc"], 1, 3)
-    auroc_full = "—" if "ood_auroc" not in ten else at_full("ood_auroc", 1, 3)
+    auroc = spread(ten["ood_auroc"], 1, 3) if "ood_auroc" in ten else "—"
     cells = [
         name,
         members,
@@ -51,7 +46,7 @@ def row(name: str, result: dict[str, Any]) -> str:
         f"{ten['nll']['mean']:.4f} / {at_full('nll', 1, 4)}",
         f"{ten['ece']['mean']:.4f}",
         auroc,
-        auroc_full,
+        at_full("ood_auroc", 1, 3),
         f"{ten['disagreement']['mean'] * 100:.2f}",
     ]
     return "| " + " | ".join(cells) + " |"
