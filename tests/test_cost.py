@@ -76,8 +76,11 @@ def test_the_equal_cost_configs_stay_within_the_deep_ensembles_counted_passes():
         "fast_function7000",
         "fast_multi3",
         "fashion_mnist/fast_multi3",
+        "fast_multi3_function",
+        "fashion_mnist/fast_multi3_function",
     ]:
         assert 0.9 <= passes(name) / passes("deep_ensemble") <= 1.0, name
     assert passes("fashion_mnist/fast_function7000") == 7000 * 32 * (32 + 16)
     assert passes("fast_multi3") == 3500 * 96 * 32  # three components' full batches
+    assert passes("fast_multi3_function") == 2800 * 96 * (32 + 8)  # and 8 shared images each
     assert passes("paper_lambda1e3") > passes("deep_ensemble")  # 13,000 steps: over it
