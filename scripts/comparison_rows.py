@@ -57,10 +57,14 @@ def main() -> None:
     parser.add_argument("sources", nargs="+", metavar="NAME=JSON")
     args = parser.parse_args()
     for item in args.sources:
-        name, _, path = item.partition("=")
-        if not path:
+        name, _, path = item.rpartition("=")  # a name may hold "=" ("beta = 0.05"), a path not
+        if not name:
             raise SystemExit(f"comparison_rows: {item!r} is not NAME=JSON")
-        print(row(name, json.loads(Path(path).read_text())))
+        try:
+            result = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"comparison_rows: {path}: not a readable JSON file ({err})") from None
+        print(row(name, result))
 
 
 if __name__ == "__main__":

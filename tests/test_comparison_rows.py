@@ -59,11 +59,18 @@ def test_ten_networks_give_one_ensemble_and_dashes_at_200(tmp_path):
     path = tmp_path / "de.json"
     path.write_text(json.dumps(result))
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), f"deep ensemble={path}"], capture_output=True, text=True
+        [sys.executable, str(SCRIPT), f"deep ensemble, λ = 1e3={path}"],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0
     assert out.stdout.strip() == (
-        "| deep ensemble | 88.75 (87.65–89.63) | 90.39 | — | 0.2771 / — | 0.0100 | — | — | 5.12 |"
+        "| deep ensemble, λ = 1e3 | 88.75 (87.65–89.63) | 90.39 | — | 0.2771 / — | 0.0100 | — | — | 5.12 |"
     )
     bad = subprocess.run([sys.executable, str(SCRIPT), "no-json"], capture_output=True, text=True)
     assert bad.returncode != 0 and "is not NAME=JSON" in bad.stderr
+    missing = subprocess.run(
+        [sys.executable, str(SCRIPT), f"x={tmp_path / 'none.json'}"], capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "none.json: not a readable JSON file" in missing.stderr
+    assert "Traceback" not in missing.stderr
