@@ -74,6 +74,11 @@ def run_row(run: Path) -> str:
     )
 
 
+def _entropy(value: float | None) -> str:
+    """Ĥ to one decimal; "—" for methods without an entropy term (HyperGAN, MNFG)."""
+    return "—" if value is None else f"{value:.1f}"
+
+
 def history_rows(run: Path, from_step: int) -> list[str]:
     """One row per validation record of ``run`` at ``from_step`` or later."""
     return [
@@ -81,7 +86,7 @@ def history_rows(run: Path, from_step: int) -> list[str]:
         f"{_percent(v['accuracy_max'])} | {_percent(v['ensemble_majority_vote'])} | "
         f"{_percent(v['ensemble_mean_probability'])} | "
         f"{_percent(v['ensemble_most_confident'])} | "
-        f"{_percent(v.get('prediction_disagreement'))} | {v['entropy']:.1f} |"
+        f"{_percent(v.get('prediction_disagreement'))} | {_entropy(v.get('entropy'))} |"
         for v in MetricsLog(run / "metrics.jsonl").records()
         if v.get("kind") == "validation" and v["step"] >= from_step
     ]
