@@ -1,20 +1,12 @@
 """scripts/comparison_rows.py: RESULTS rows from evaluate --curve --json files."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 
-from tests.helpers import REPO
+from tests.helpers import REPO, load_script
 
 SCRIPT = REPO / "scripts" / "comparison_rows.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("comparison_rows", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def point(size, ensembles, vote, nll, ood=None):
@@ -42,7 +34,7 @@ def test_a_row_has_size_10_ranges_and_size_200_means():
             point(200, 1, (0.915, 0.915, 0.915), 0.2414, (0.9142, 0.9142, 0.9142)),
         ],
     }
-    row = load_script().row("K = 3", result)
+    row = load_script("comparison_rows").row("K = 3", result)
     assert row == (
         "| K = 3 | 90.00 (85.00–91.00) | 91.23 (91.00–91.39) | 91.50 | 0.2454 / 0.2414 "
         "| 0.0100 | 0.897 (0.887–0.908) | 0.914 | 5.12 |"

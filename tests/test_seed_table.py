@@ -1,16 +1,8 @@
 """scripts/seed_table.py: the per-step validation table of a run folder."""
 
-import importlib.util
 import json
 
-from tests.helpers import REPO
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("seed_table", REPO / "scripts" / "seed_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_script
 
 
 def test_history_of_a_method_without_an_entropy_term_shows_a_dash(tmp_path):
@@ -27,7 +19,7 @@ def test_history_of_a_method_without_an_entropy_term_shows_a_dash(tmp_path):
     }
     lines = [record, {**record, "step": 9000, "entropy": 2966.61}]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    rows = load_script().history_rows(tmp_path, from_step=0)
+    rows = load_script("seed_table").history_rows(tmp_path, from_step=0)
     assert rows == [
         "| 8000 | 98.80 | 98.42 | 99.10 | 99.18 | 99.22 | 98.98 | 1.07 | — |",
         "| 9000 | 98.80 | 98.42 | 99.10 | 99.18 | 99.22 | 98.98 | 1.07 | 2966.6 |",
