@@ -33,7 +33,7 @@ echo "train wall seconds: $(( $(date +%s) - start ))" | tee "$OUT/train_wall.txt
 # issue 26: the Fashion-MNIST comparison's trainings (seed 8734; a second seed with --seed 2),
 # each then measured with its ensemble-size curve against MNIST as the OOD set
 for name in deep_ensemble paper_lambda1e3 mnfg hypergan fast_multi3 fast_multi3_function \
-    fast_function7000; do
+    fast_multi3_shuffled fast_function7000; do
   "$PY" -m weightgen train --config "configs/fashion_mnist/$name.yaml" --device cuda \
       --out "$OUT/fm_$name" --no-progress --checkpoint-every 1000
   count=$([ "$name" = deep_ensemble ] && echo 10 || echo 200)  # a deep ensemble holds 10
@@ -41,7 +41,7 @@ for name in deep_ensemble paper_lambda1e3 mnfg hypergan fast_multi3 fast_multi3_
       --split validation --device cuda --json "$OUT/fm_${name}_validation.json"
 done
 # issue 26 on MNIST: the three-generator runs and HyperGAN (Fashion-MNIST as the OOD set)
-for name in fast_multi3 fast_multi3_function hypergan; do
+for name in fast_multi3 fast_multi3_function fast_multi3_shuffled hypergan; do
   "$PY" -m weightgen train --config "configs/$name.yaml" --device cuda --out "$OUT/mnist_$name" \
       --no-progress
   "$PY" -m weightgen evaluate "$OUT/mnist_$name" --step best -n 200 --curve \

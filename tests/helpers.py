@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def write_tiny_yaml(path: Path, **train) -> Path:
     """A YAML file of :func:`tiny_config_dict`."""
     path.write_text(yaml.safe_dump(tiny_config_dict(**train)))
     return path
+
+
+def read_log(run: Path) -> list[dict]:
+    """A run folder's metrics.jsonl records."""
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def random_filters(spec, k: int, scale: float = 1.0) -> list[torch.Tensor]:

@@ -1,18 +1,12 @@
-import json
-
 import pytest
 import torch
 
-from tests.helpers import fresh_hypernet, tiny_config_dict, trained_hypernet
+from tests.helpers import fresh_hypernet, read_log, tiny_config_dict, trained_hypernet
 from weightgen.config import config_from_dict
 from weightgen.errors import WeightgenError
 from weightgen.loop import train
 from weightgen.objective import objective
 from weightgen.runfolder import list_checkpoints, load_checkpoint, open_run
-
-
-def read_log(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from .methods import METHODS
 from .models.hypernet import HypernetConfig, default_generator_hidden
 from .objective import ObjectiveConfig
 from .targets import TargetSpec, preset
+from .terms.function import PATCH_GRID
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,13 @@ def config_from_dict(data: dict) -> Config:
         or config.objective.function_images <= config.train.images_per_network,
         "objective.function_images",
         f"must be <= train.images_per_network ({config.train.images_per_network})",
+    )
+    sides = spec.input_shape[1:]
+    check_config(
+        config.objective.function_inputs != "shuffled_patches"
+        or all(side % PATCH_GRID == 0 for side in sides),
+        "objective.function_inputs",
+        f"shuffled_patches needs image sides divisible by {PATCH_GRID}, not {sides[0]}x{sides[1]}",
     )
     return config
 

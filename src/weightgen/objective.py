@@ -35,6 +35,9 @@ class ObjectiveConfig:
     # beyond the paper: + β·Ĥ of the networks' class probabilities on shared training images
     function_weight: float = 0.0  # β; 0 switches the term off
     function_images: int = 16  # shared images per step (at most train.images_per_network)
+    # the images the term sees: training images as they are, or each cut into a 4 x 4 grid of
+    # patches shuffled (off the data manifold: diversity where there is no data, issue 26)
+    function_inputs: Literal["train", "shuffled_patches"] = "train"
     # settings of registered terms beyond these keys, by term name (weightgen.terms)
     terms: dict[str, Any] = field(default_factory=dict, metadata={"sections": term_sections})
 

@@ -19,6 +19,7 @@ from ..networks import GeneratedNetworks
 from ..objective import evaluate_terms, objective
 from ..rng import seeded_generator
 from ..symmetry import gauge_fix
+from ..terms.function import function_inputs
 from .base import BATCH_NORM_MODES, Method, StepResult
 
 BATCH_NORM_BATCH = 200  # networks per batch-norm batch in "batch" mode (the paper's ensembles)
@@ -80,10 +81,14 @@ class HypernetworkMethod(Method):
             step, tc.noise_samples, tc.images_per_network, len(train), config.seed
         )
         idx = batch[mine].to(self.device)
-        # the function-space term's shared images: the global batch's first network's first
-        # images, the same on every rank
+        # the function-space term's shared images: made from the global batch's first
+        # network's first images, the same on every rank
         shared = (
-            train.images[batch[0, : config.objective.function_images].to(self.device)]
+            function_inputs(
+                config.objective,
+                train.images[batch[0, : config.objective.function_images].to(self.device)],
+                seeded_generator(config.seed, "function", step),
+            )
             if config.objective.function_weight > 0
             else None
         )
@@ -110,7 +115,8 @@ class HypernetworkMethod(Method):
     def validate(self, split: Split) -> dict[str, float]:
         """Metrics of ``validation_networks`` generated networks (the same z every time), and
         the objective's terms on them: the loss is the trained loss, with the validation
-        split's first images as the function-space term's shared images."""
+        split's first images (as ``objective.function_inputs`` makes them) as the function-space
+        term's shared images."""
         obj = self.config.objective
         z = self.hypernet.sample_noise(
             self.config.train.validation_networks, seeded_generator(self.config.seed, "validation")
@@ -127,7 +133,11 @@ class HypernetworkMethod(Method):
             split.labels,
             obj,
             obj.entropy_dim or self.hypernet.cfg.noise_dim,
-            split.images[: obj.function_images],
+            function_inputs(
+                obj,
+                split.images[: obj.function_images],
+                seeded_generator(self.config.seed, "function"),
+            ),
         )
         terms.pop("cross_entropy")  # the same mean as ensemble_metrics' own
         return {**metrics, **terms}

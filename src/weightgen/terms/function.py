@@ -3,11 +3,49 @@ class probabilities on shared images, invariant to every symmetry of the weights
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import torch
 from torch import Tensor
 
 from ..targets import forward
 from .base import Term, TermInputs
 from .entropy import entropy_of_rows
+
+if TYPE_CHECKING:
+    from ..objective import ObjectiveConfig
+
+
+PATCH_GRID = 4  # shuffled_patches cuts an image into PATCH_GRID x PATCH_GRID patches
+
+
+def shuffle_patches(images: Tensor, generator: torch.Generator) -> Tensor:
+    """Each image cut into a 4 × 4 grid of patches, put back in an order of its own: strokes and
+    textures stay, the object's shape goes. Images whose sides the grid does not divide are an
+    error."""
+    m, c, h, w = images.shape
+    if h % PATCH_GRID or w % PATCH_GRID:
+        raise ValueError(
+            f"shuffled_patches needs image sides divisible by {PATCH_GRID}, not {h}x{w}"
+        )
+    ph, pw, n = h // PATCH_GRID, w // PATCH_GRID, PATCH_GRID * PATCH_GRID
+    # (M, C, H, W) -> (M, grid·grid, C, ph, pw)
+    patches = images.reshape(m, c, PATCH_GRID, ph, PATCH_GRID, pw).permute(0, 2, 4, 1, 3, 5)
+    patches = patches.reshape(m, n, c, ph, pw)
+    order = torch.rand(m, n, generator=generator).argsort(dim=1).to(images.device)
+    patches = patches[torch.arange(m, device=images.device)[:, None], order]
+    # (M, grid·grid, C, ph, pw) -> (M, C, H, W)
+    patches = patches.reshape(m, PATCH_GRID, PATCH_GRID, c, ph, pw).permute(0, 3, 1, 4, 2, 5)
+    return patches.reshape(m, c, h, w)
+
+
+def function_inputs(
+    objective: ObjectiveConfig, images: Tensor, generator: torch.Generator
+) -> Tensor:
+    """The term's shared images made from data images, as ``objective.function_inputs`` says."""
+    if objective.function_inputs == "shuffled_patches":
+        return shuffle_patches(images, generator)
+    return images
 
 
 class FunctionEntropy(Term):
