@@ -4,7 +4,7 @@ import shutil
 import pytest
 import torch
 
-from tests.helpers import digits_target
+from tests.helpers import digits_target, write_npz
 from weightgen.data import load_mnist, load_test_split, training_batch_indices
 from weightgen.errors import WeightgenError
 from weightgen.idxfiles import locate
@@ -190,33 +190,18 @@ def test_fashion_mnist_file_with_other_contents_is_refused(mnist_dir, tmp_path):
         read_idx(forged, "fashion-mnist")
 
 
-def _write_npz(path, **arrays):
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    base = {
-        "x_train": rng.integers(0, 256, (40, 6, 6), dtype=np.uint8),
-        "y_train": rng.integers(0, 3, 40),
-        "x_test": rng.integers(0, 256, (10, 6, 6), dtype=np.uint8),
-        "y_test": rng.integers(0, 3, 10),
-    }
-    base.update(arrays)
-    np.savez(path, **{k: v for k, v in base.items() if v is not None})
-    return path
-
-
 def test_npz_arrays_become_a_dataset(tmp_path):
     import numpy as np
 
     from weightgen.data import DataConfig, input_shape, load_dataset
 
-    path = _write_npz(tmp_path / "mine.npz")
+    path = write_npz(tmp_path / "mine.npz")
     cfg = DataConfig(name="npz", path=str(path))
     data = load_dataset(cfg)
     assert (len(data.train), len(data.validation), len(data.test)) == (36, 4, 10)
     assert data.input_shape == input_shape(cfg) == (1, 6, 6) and data.num_classes == 3
     assert data.train.images.dtype == torch.float32 and data.train.images.max() <= 1.0
-    path = _write_npz(
+    path = write_npz(
         tmp_path / "val.npz", x_val=np.zeros((5, 6, 6), np.float32), y_val=np.arange(5) % 3
     )
     assert len(load_dataset(DataConfig(name="npz", path=str(path))).validation) == 5
@@ -239,7 +224,7 @@ def test_npz_arrays_become_a_dataset(tmp_path):
 def test_bad_npz_arrays_are_one_line_errors(tmp_path, arrays, message):
     from weightgen.data import DataConfig, load_dataset
 
-    path = _write_npz(tmp_path / "bad.npz", **arrays)
+    path = write_npz(tmp_path / "bad.npz", **arrays)
     with pytest.raises(WeightgenError, match=message):
         load_dataset(DataConfig(name="npz", path=str(path)))
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import read_log, tiny_config_dict, trained_hypernet
+from tests.helpers import read_log, tiny_config_dict, trained_hypernet, write_npz
 from weightgen.config import config_from_dict
 from weightgen.errors import WeightgenError
 from weightgen.loop import train
@@ -54,15 +54,7 @@ def test_training_inputs_pass_through_and_bad_sides_are_an_error():
 
 
 def test_a_config_with_image_sides_the_grid_does_not_divide_is_a_one_line_error(tmp_path):
-    rng = np.random.default_rng(0)
-    path = tmp_path / "six.npz"
-    np.savez(
-        path,
-        x_train=rng.integers(0, 256, (40, 6, 6), dtype=np.uint8),
-        y_train=rng.integers(0, 3, 40),
-        x_test=rng.integers(0, 256, (10, 6, 6), dtype=np.uint8),
-        y_test=rng.integers(0, 3, 10),
-    )
+    path = write_npz(tmp_path / "six.npz")
     data = tiny_config_dict()
     data["data"] = {"name": "npz", "path": str(path)}
     data["target"] = {
