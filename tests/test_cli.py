@@ -590,7 +590,7 @@ def test_evaluate_measures_ood_detection_against_a_second_dataset(
         )
         == 0
     )
-    assert "OOD AUROC against fashion_mnist (5000 images)" in capsys.readouterr().out
+    assert "OOD AUROC against fashion_mnist validation (5000 images)" in capsys.readouterr().out
     metrics = json.loads(out.read_text())
     assert metrics["ood"] == "fashion_mnist" and metrics["ensembles"] == 2
     for key in ("ood_auroc_predictive_entropy", "ood_auroc_mutual_information"):

@@ -27,6 +27,21 @@ def test_fashion_mnist_test_set(mnist_dir):
     assert torch.bincount(fashion.labels).tolist() == [1000] * 10
 
 
+def test_ood_set_follows_the_split(mnist_dir):
+    from weightgen.data import load_dataset, load_ood_split
+
+    fashion = load_dataset("fashion_mnist", mnist_dir, download=False)
+    test = load_ood_split("fashion_mnist", (1, 28, 28), mnist_dir, download=False)
+    validation = load_ood_split(
+        "fashion_mnist", (1, 28, 28), mnist_dir, download=False, split_name="validation"
+    )
+    assert torch.equal(test.images, fashion.test.images)
+    # choices on the validation split see the OOD set's first 5,000 training images, no test image
+    assert torch.equal(validation.images, fashion.validation.images) and len(validation) == 5000
+    with pytest.raises(WeightgenError, match="the networks read"):
+        load_ood_split("fashion_mnist", (1, 8, 8), mnist_dir, download=False)
+
+
 def test_environment_variable_is_searched(mnist_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("WEIGHTGEN_DATA", str(mnist_dir))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

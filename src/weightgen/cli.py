@@ -392,7 +392,7 @@ def _evaluate_into(args: argparse.Namespace) -> int:
     split = getattr(data, args.split).to(filters[0].device)
     check_fits(spec, data.input_shape, data.num_classes, f"dataset {data.name}")
     ood = (
-        load_ood_split(args.ood, data.input_shape, args.data_dir)
+        load_ood_split(args.ood, data.input_shape, args.data_dir, split_name=args.split)
         .head(len(split))
         .to(filters[0].device)
         if args.ood
@@ -442,7 +442,7 @@ def _evaluate_into(args: argparse.Namespace) -> int:
     )
     if ood is not None:
         print(
-            f"  OOD AUROC against {args.ood} ({len(ood)} images): predictive entropy "
+            f"  OOD AUROC against {args.ood} {args.split} ({len(ood)} images): predictive entropy "
             f"{metrics['ood_auroc_predictive_entropy']:.4f}  mutual information "
             f"{metrics['ood_auroc_mutual_information']:.4f}"
         )

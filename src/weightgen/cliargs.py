@@ -185,9 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ood",
         default=None,
         metavar="NAME",
-        help="also measure each ensemble's OOD AUROC against this dataset's test "
-        "images (as many as the split's), by predictive entropy and mutual "
-        "information, e.g. fashion_mnist (costs a second pass)",
+        help="also measure each ensemble's OOD AUROC against this dataset's images "
+        "of the same split (--split validation: its validation images, so that no "
+        "test image informs a choice; as many as the split's), by predictive entropy "
+        "and mutual information, e.g. fashion_mnist (costs a second pass)",
     )
     p.add_argument(
         "--curve",

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -322,11 +323,17 @@ def load_ood_split(
     input_shape: tuple[int, ...],
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
+    split_name: Literal["test", "validation"] = "test",
 ) -> Split:
-    """The test split of built-in dataset ``name`` as out-of-distribution inputs of networks
-    that read images of ``input_shape``."""
+    """Split ``split_name`` of built-in dataset ``name`` as out-of-distribution inputs of
+    networks that read images of ``input_shape``. Choices made on the validation split take
+    the OOD set's validation split too, so that no test image of either dataset informs them."""
     check_ood_name(name)
-    split = load_test_split(name, data_dir, download)
+    split = (
+        load_test_split(name, data_dir, download)
+        if split_name == "test"
+        else load_dataset(name, data_dir, download).validation
+    )
     if tuple(split.images.shape[1:]) != tuple(input_shape):
         raise WeightgenError(
             f"out-of-distribution set {name} has images of shape "
