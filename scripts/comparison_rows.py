@@ -52,19 +52,24 @@ def row(name: str, result: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def read_source(item: str, script: str = "comparison_rows") -> tuple[str, dict[str, Any]]:
+    """``NAME=JSON`` as the name and the parsed ``evaluate --json`` file; a one-line exit
+    naming ``script`` when either is wrong."""
+    name, _, path = item.rpartition("=")  # a name may hold "=" ("beta = 0.05"), a path not
+    if not name:
+        raise SystemExit(f"{script}: {item!r} is not NAME=JSON")
+    try:
+        return name, json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"{script}: {path}: not a readable JSON file ({err})") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="+", metavar="NAME=JSON")
     args = parser.parse_args()
     for item in args.sources:
-        name, _, path = item.rpartition("=")  # a name may hold "=" ("beta = 0.05"), a path not
-        if not name:
-            raise SystemExit(f"comparison_rows: {item!r} is not NAME=JSON")
-        try:
-            result = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as err:
-            raise SystemExit(f"comparison_rows: {path}: not a readable JSON file ({err})") from None
-        print(row(name, result))
+        print(row(*read_source(item)))
 
 
 if __name__ == "__main__":

@@ -4,24 +4,9 @@ import json
 import subprocess
 import sys
 
-from tests.helpers import REPO, load_script
+from tests.helpers import REPO, curve_point, load_script
 
 SCRIPT = REPO / "scripts" / "comparison_rows.py"
-
-
-def point(size, ensembles, vote, nll, ood=None):
-    stat = lambda m, lo, hi: {"mean": m, "min": lo, "max": hi}  # noqa: E731
-    out = {
-        "size": size,
-        "ensembles": ensembles,
-        "majority_vote": stat(*vote),
-        "nll": stat(nll, nll, nll),
-        "ece": stat(0.01, 0.01, 0.01),
-        "disagreement": stat(0.0512, 0.05, 0.06),
-    }
-    if ood is not None:
-        out["ood_auroc"] = stat(*ood)
-    return out
 
 
 def test_a_row_has_size_10_ranges_and_size_200_means():
@@ -30,8 +15,8 @@ def test_a_row_has_size_10_ranges_and_size_200_means():
         "accuracy_min": 0.85,
         "accuracy_max": 0.91,
         "curve": [
-            point(10, 20, (0.9123, 0.91, 0.9139), 0.2454, (0.8975, 0.887, 0.908)),
-            point(200, 1, (0.915, 0.915, 0.915), 0.2414, (0.9142, 0.9142, 0.9142)),
+            curve_point(10, 20, (0.9123, 0.91, 0.9139), 0.2454, (0.8975, 0.887, 0.908)),
+            curve_point(200, 1, (0.915, 0.915, 0.915), 0.2414, (0.9142, 0.9142, 0.9142)),
         ],
     }
     row = load_script("comparison_rows").row("K = 3", result)
@@ -46,7 +31,7 @@ def test_ten_networks_give_one_ensemble_and_dashes_at_200(tmp_path):
         "accuracy_mean": 0.8875,
         "accuracy_min": 0.8765,
         "accuracy_max": 0.8963,
-        "curve": [point(10, 1, (0.9039, 0.9039, 0.9039), 0.2771)],
+        "curve": [curve_point(10, 1, (0.9039, 0.9039, 0.9039), 0.2771)],
     }
     path = tmp_path / "de.json"
     path.write_text(json.dumps(result))

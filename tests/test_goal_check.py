@@ -1,0 +1,58 @@
+"""scripts/goal_check.py: issue 26's goal checked on evaluate --curve --json files."""
+
+import json
+import subprocess
+import sys
+
+from tests.helpers import REPO, curve_point
+
+SCRIPT = REPO / "scripts" / "goal_check.py"
+
+
+def write(tmp_path, name, points):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"curve": points}))
+    return f"{name}={path}"
+
+
+def flat(size, ensembles, vote, nll, ood):
+    return curve_point(size, ensembles, (vote, vote, vote), nll, (ood, ood, ood))
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
+
+
+def test_margins_over_every_baseline_with_the_deep_ensembles_lead(tmp_path):
+    de = write(tmp_path, "de", [flat(10, 1, 0.9039, 0.2771, 0.883)])
+    mnfg = write(
+        tmp_path, "mnfg", [flat(10, 20, 0.9110, 0.2474, 0.767), flat(200, 1, 0.9146, 0.2424, 0.804)]
+    )
+    good = write(
+        tmp_path, "good", [flat(10, 20, 0.9123, 0.2454, 0.897), flat(200, 1, 0.9150, 0.2414, 0.914)]
+    )
+    out = run("--deep-ensemble", de, "--mnfg", mnfg, "--vote-margin", "0.5", good)
+    assert out.returncode == 0, out.stderr
+    row = out.stdout.strip().splitlines()[-1]
+    # vote of 10: 91.23 - 90.39 - 0.5 = +0.34 over the deep ensemble, +0.13 over MNFG
+    # vote of 200: 91.50 - 90.39 (the deep ensemble's 10) and - 91.46 = +0.04
+    # NLL of 200: 0.2424 - 0.2414; AUROC: 0.897 and 0.914 - 0.883 (the deep ensemble)
+    assert row == (
+        "| good | +0.13 (2/2) | +0.04 (2/2) | +0.0020 (2/2) | +0.0010 (2/2) "
+        "| +0.014 (2/2) | +0.031 (2/2) | 12/12 |"
+    )
+    # 0.2 points more lead demanded over the deep ensemble turns its vote of 10 into a loss
+    strict = run("--deep-ensemble", de, "--vote-margin", "0.9", good)
+    assert strict.stdout.strip().splitlines()[-1].startswith("| good | -0.06 (0/1) | +1.11 (1/1)")
+
+
+def test_bad_input_is_one_line(tmp_path):
+    no_ood = tmp_path / "plain.json"
+    no_ood.write_text(json.dumps({"curve": [curve_point(10, 1, (0.9, 0.9, 0.9), 0.3)]}))
+    for args, message in (
+        (["x=1.json"], "give at least one --deep-ensemble or --mnfg"),
+        (["--mnfg", f"m={no_ood}", f"c={no_ood}"], "no ood_auroc (pass --ood)"),
+        (["--mnfg", f"m={tmp_path / 'none.json'}", "c=x"], "none.json: not a readable JSON"),
+    ):
+        out = run(*args)
+        assert out.returncode != 0 and message in out.stderr and "Traceback" not in out.stderr
