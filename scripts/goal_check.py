@@ -6,9 +6,9 @@ ensemble sizes 10 and 200?
         --vote-margin 0.5 "K = 3 (8734)=multi3.json" "K = 3 (2)=multi3_s2.json"
 
 Each cell is the candidate's smallest margin over the baselines (vote in points, NLL as the
-baseline's minus the candidate's: positive is a win), with the number of
-baselines beaten. A baseline without ensembles of 200 (the deep ensemble's 10 networks) is met
-with its largest ensemble. ``--vote-margin`` is the lead over the deep ensembles that the vote
+baseline's minus the candidate's, AUROC as the difference: positive is a win), with the number
+of baselines beaten. A baseline without ensembles of 200 (the deep ensemble's 10 networks) is
+met with its largest ensemble. ``--vote-margin`` is the lead over the deep ensembles that the vote
 of 10 must have (the goal's 0.5 points on Fashion-MNIST). The last column counts the
 comparisons won; run on validation files it ranks configurations without a test image.
 """
