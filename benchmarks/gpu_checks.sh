@@ -33,7 +33,7 @@ echo "train wall seconds: $(( $(date +%s) - start ))" | tee "$OUT/train_wall.txt
 # issue 26: the Fashion-MNIST comparison's trainings (seed 8734; a second seed with --seed 2),
 # each then measured with its ensemble-size curve against MNIST as the OOD set
 for name in deep_ensemble paper_lambda1e3 mnfg hypergan fast_multi3 fast_multi3_function \
-    fast_multi3_shuffled fast_multi3_shuffled002 fast_function7000; do
+    fast_multi3_shuffled fast_multi3_shuffled002 fast_multi3_steps7000 fast_function7000; do
   "$PY" -m weightgen train --config "configs/fashion_mnist/$name.yaml" --device cuda \
       --out "$OUT/fm_$name" --no-progress --checkpoint-every 1000
   count=$([ "$name" = deep_ensemble ] && echo 10 || echo 200)  # a deep ensemble holds 10
