@@ -46,6 +46,27 @@ def test_margins_over_every_baseline_with_the_deep_ensembles_lead(tmp_path):
     assert strict.stdout.strip().splitlines()[-1].startswith("| good | -0.06 (0/1) | +1.11 (1/1)")
 
 
+def test_a_baseline_given_as_recorded_numbers_meets_the_same_margins(tmp_path):
+    good = write(
+        tmp_path, "good", [flat(10, 20, 0.9123, 0.2454, 0.897), flat(200, 1, 0.9150, 0.2414, 0.914)]
+    )
+    de = "de=vote:90.39,nll:0.2771,auroc:0.883"
+    mnfg = "mnfg=vote:91.10/91.46,nll:0.2474/0.2424,auroc:0.767/0.804"
+    out = run("--deep-ensemble", de, "--mnfg", mnfg, "--vote-margin", "0.5", good)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == (
+        "| good | +0.13 (2/2) | +0.04 (2/2) | +0.0020 (2/2) | +0.0010 (2/2) "
+        "| +0.014 (2/2) | +0.031 (2/2) | 12/12 |"
+    )
+    for spec, message in (
+        ("m=vote:91.1,ece:0.02", "'ece' is not one of vote, nll, auroc"),
+        ("m=vote:91.1/91.4/91.5", "has more values than sizes"),
+        ("m=vote:high", "'vote:high' is not vote:NUMBER[/NUMBER]"),
+    ):
+        bad = run("--mnfg", spec, good)
+        assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_bad_input_is_one_line(tmp_path):
     no_ood = tmp_path / "plain.json"
     no_ood.write_text(json.dumps({"curve": [curve_point(10, 1, (0.9, 0.9, 0.9), 0.3)]}))
