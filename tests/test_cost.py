@@ -81,6 +81,7 @@ def test_the_equal_cost_configs_stay_within_the_deep_ensembles_counted_passes():
         "fast_multi3_shuffled",
         "fashion_mnist/fast_multi3_shuffled",
         "fashion_mnist/fast_multi3_shuffled002",
+        "fast_multi3_steps7000",
         "fashion_mnist/fast_multi3_steps7000",
         "hypergan",
     ]:
@@ -89,6 +90,7 @@ def test_the_equal_cost_configs_stay_within_the_deep_ensembles_counted_passes():
     assert passes("fast_multi3") == 3500 * 96 * 32  # three components' full batches
     # twice the steps, half the images per network
     assert passes("fashion_mnist/fast_multi3_steps7000") == passes("fast_multi3")
+    assert passes("fast_multi3_steps7000") == passes("fast_multi3")
     assert passes("fast_multi3_function") == 2800 * 96 * (32 + 8)  # and 8 shared images each
     assert passes("fast_multi3_shuffled") == passes("fast_multi3_function")  # other images only
     assert passes("paper_lambda1e3") > passes("deep_ensemble")  # 13,000 steps: over it
