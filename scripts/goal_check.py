@@ -37,7 +37,7 @@ CRITERIA = {
 }
 
 
-def recorded_baseline(item: str) -> tuple[str, dict[str, Any]]:
+def read_baseline(item: str) -> tuple[str, dict[str, Any]]:
     """``NAME=vote:V10[/V200],nll:...,auroc:...`` as a name and an ``evaluate --json``-shaped
     result holding just those curve means; ``NAME=JSON`` otherwise."""
     name, _, spec = item.rpartition("=")
@@ -121,8 +121,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.deep_ensemble and not args.mnfg:
         raise SystemExit("goal_check: give at least one --deep-ensemble or --mnfg NAME=JSON")
-    baselines = [(*recorded_baseline(i), args.vote_margin) for i in args.deep_ensemble]
-    baselines += [(*recorded_baseline(i), 0.0) for i in args.mnfg]
+    baselines = [(*read_baseline(i), args.vote_margin) for i in args.deep_ensemble]
+    baselines += [(*read_baseline(i), 0.0) for i in args.mnfg]
     print(table(args.candidates, baselines))
 
 
