@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up and run the test suite (about 5 minutes on 2 CPU cores). Extra arguments go to pytest.
+# Set up and run the test suite in two worker processes of one thread each (about 8 minutes on
+# 2 AVX2 cores). Extra arguments go to pytest (`-n 0` runs it in one process).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup_env.sh
-exec .venv/bin/python -m pytest tests "$@"
+exec .venv/bin/python -m pytest tests -n 2 --durations=10 "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,13 @@ import torch
 
 from tests.helpers import data_dir, tiny_config_dict
 from weightgen.config import config_from_dict
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One of several pytest-xdist workers (scripts/run_tests.sh): one thread each, for this
+    # process and the `weightgen` commands it starts, so the workers do not oversubscribe.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("WEIGHTGEN_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
