@@ -10,7 +10,9 @@ baseline's minus the candidate's, AUROC as the difference: positive is a win), w
 of baselines beaten. A baseline without ensembles of 200 (the deep ensemble's 10 networks) is
 met with its largest ensemble. ``--vote-margin`` is the lead over the deep ensembles that the vote
 of 10 must have (the goal's 0.5 points on Fashion-MNIST). The last column counts the
-comparisons won; run on validation files it ranks configurations without a test image.
+comparisons won; run on validation files it ranks configurations without a test image. Values
+equal to float32 precision (relative difference under 1e-6: the evaluations' accuracies are
+float32) are a tie, and a tie is not a win.
 
 A baseline whose evaluation file is not at hand can be given as the numbers a results table
 recorded of it, vote in %, one value per ensemble size (10, then 200) separated by "/":
@@ -24,11 +26,13 @@ Margins over such a baseline are exact only to the digits it was recorded with.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from comparison_rows import read_source
 
 SIZES = (10, 200)
+TIE = 1e-6  # relative difference under which two values are the same to float32 precision
 # criterion -> (curve key, scale of a margin, its digits, larger is better)
 CRITERIA = {
     "vote": ("majority_vote", 100.0, 2, True),
@@ -86,7 +90,8 @@ def margins(
                 theirs = at_size(base, size, base_name)
                 if key not in mine or key not in theirs:
                     raise SystemExit(f"goal_check: {name} or {base_name}: no {key} (pass --ood)")
-                diff = (mine[key]["mean"] - theirs[key]["mean"]) * scale
+                a, b = mine[key]["mean"], theirs[key]["mean"]
+                diff = 0.0 if math.isclose(a, b, rel_tol=TIE) else (a - b) * scale
                 demand = lead if criterion == "vote" and size == 10 else 0.0
                 out.setdefault((criterion, size), []).append((diff if larger else -diff) - demand)
     return out
