@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from tests.helpers import REPO
+from tests.helpers import FORWARD_CLOSE, REPO
 from weightgen.config import config_from_dict
 from weightgen.layers import LAYER_KINDS
 from weightgen.loop import train
@@ -175,14 +175,13 @@ def test_the_documented_layer_kind_runs_everywhere(example_layer, tmp_path):
     filters = [torch.randn(3, layer.out_size, layer.filter_size) for layer in spec.layers]
     images = torch.rand(5, 1, 8, 8)
     reference = forward(spec, filters, images, "reference")  # torch.nn modules, one by one
-    # the implementations sum in other orders: float32 tolerances as in tests/test_targets.py
-    # (AVX2 kernels differ from the reference by up to 3e-5 relative)
-    close = {"rtol": 1e-4, "atol": 1e-5}
     for impl in ("per_network", "grouped"):
-        torch.testing.assert_close(forward(spec, filters, images, impl), reference, **close)
+        torch.testing.assert_close(forward(spec, filters, images, impl), reference, **FORWARD_CLOSE)
     own = torch.rand(3, 5, 1, 8, 8)  # each network its own images
     torch.testing.assert_close(
-        forward(spec, filters, own, "grouped"), forward(spec, filters, own, "reference"), **close
+        forward(spec, filters, own, "grouped"),
+        forward(spec, filters, own, "reference"),
+        **FORWARD_CLOSE,
     )
     # the gauge fix keeps every network's function (scaling symmetry through the new kind)
     torch.testing.assert_close(

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tests.helpers import random_filters
+from tests.helpers import FORWARD_CLOSE, random_filters
 from weightgen.errors import WeightgenError
 from weightgen.targets import (
     LayerSpec,
@@ -48,7 +48,7 @@ def test_batched_forward_equals_per_network_modules(spec, impl, shared, grad):
     with torch.set_grad_enabled(grad):
         got = forward(spec, filters, x, impl)
     assert got.shape == (k, b, 10)
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got, expected, **FORWARD_CLOSE)
 
 
 def test_forward_gradients_match_reference():
@@ -63,7 +63,7 @@ def test_forward_gradients_match_reference():
         grads[impl] = torch.autograd.grad(out.square().sum(), filters)
     for impl in ("grouped", "per_network"):
         for g, ref in zip(grads[impl], grads[None]):
-            torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(g, ref, **FORWARD_CLOSE)
 
 
 def test_flatten_roundtrip_and_state_dict_roundtrip():
