@@ -83,6 +83,7 @@ def test_the_equal_cost_configs_stay_within_the_deep_ensembles_counted_passes():
         "fashion_mnist/fast_multi3_shuffled002",
         "fast_multi3_steps7000",
         "fashion_mnist/fast_multi3_steps7000",
+        "fast_multi3_shuffled_steps4600",
         "hypergan",
     ]:
         assert 0.9 <= passes(name) / passes("deep_ensemble") <= 1.0, name
@@ -93,4 +94,5 @@ def test_the_equal_cost_configs_stay_within_the_deep_ensembles_counted_passes():
     assert passes("fast_multi3_steps7000") == passes("fast_multi3")
     assert passes("fast_multi3_function") == 2800 * 96 * (32 + 8)  # and 8 shared images each
     assert passes("fast_multi3_shuffled") == passes("fast_multi3_function")  # other images only
+    assert passes("fast_multi3_shuffled_steps4600") == 4600 * 96 * (16 + 8)
     assert passes("paper_lambda1e3") > passes("deep_ensemble")  # 13,000 steps: over it
