@@ -42,7 +42,7 @@ for name in deep_ensemble paper_lambda1e3 mnfg hypergan fast_multi3 fast_multi3_
 done
 # issue 26 on MNIST: the three-generator runs and HyperGAN (Fashion-MNIST as the OOD set)
 for name in fast_multi3 fast_multi3_function fast_multi3_shuffled fast_multi3_steps7000 \
-    hypergan; do
+    fast_multi3_shuffled_steps4600 hypergan; do
   "$PY" -m weightgen train --config "configs/$name.yaml" --device cuda --out "$OUT/mnist_$name" \
       --no-progress
   "$PY" -m weightgen evaluate "$OUT/mnist_$name" --step best -n 200 --curve \
