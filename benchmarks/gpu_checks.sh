@@ -36,10 +36,9 @@ echo "train wall seconds: $(( $(date +%s) - start ))" | tee "$OUT/train_wall.txt
 for config in mnfg fashion_mnist/mnfg paper_lambda1e3 best_canonical; do
   run="$OUT/seed2_${config//\//_}"
   ood=$([ "${config%%/*}" = fashion_mnist ] && echo mnist || echo fashion_mnist)
-  steps=$([ "${config#*mnfg}" = "$config" ] && echo "--steps 11000" || true)
-  # shellcheck disable=SC2086  # $steps is empty or two words
+  case $config in *mnfg) steps=() ;; *) steps=(--steps 11000) ;; esac
   "$PY" -m weightgen train --config "configs/$config.yaml" --seed 2 --device cuda --out "$run" \
-      --no-progress $steps
+      --no-progress "${steps[@]}"
   "$PY" -m weightgen evaluate "$run" --step best -n 200 --curve --ood "$ood" --split validation \
       --device cuda --json "${run}_validation.json"
 done
