@@ -14,13 +14,14 @@ comparisons won; run on validation files it ranks configurations without a test 
 equal to float32 precision (relative difference under 1e-6: the evaluations' accuracies are
 float32) are a tie, and a tie is not a win.
 
-A baseline whose evaluation file is not at hand can be given as the numbers a results table
-recorded of it, vote in %, one value per ensemble size (10, then 200) separated by "/":
+A source (baseline or candidate) whose evaluation file is not at hand can be given as the
+numbers a results table recorded of it, vote in %, one value per ensemble size (10, then 200)
+separated by "/":
 
     --mnfg "MNFG (8734)=vote:92.01/92.42,nll:0.2270/0.2219,auroc:0.741/0.780"
     --deep-ensemble "DE (8734)=vote:90.88,nll:0.2561,auroc:0.870"
 
-Margins over such a baseline are exact only to the digits it was recorded with.
+Margins to such a source are exact only to the digits it was recorded with.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ CRITERIA = {
 }
 
 
-def read_baseline(item: str) -> tuple[str, dict[str, Any]]:
+def read_result(item: str) -> tuple[str, dict[str, Any]]:
     """``NAME=vote:V10[/V200],nll:...,auroc:...`` as a name and an ``evaluate --json``-shaped
     result holding just those curve means; ``NAME=JSON`` otherwise."""
     name, _, spec = item.rpartition("=")
@@ -105,7 +106,7 @@ def table(candidates: list[str], baselines: list[tuple[str, dict[str, Any], floa
         "|---" * (len(head) + 2) + "|",
     ]
     for item in candidates:
-        name, result = read_source(item, "goal_check")
+        name, result = read_result(item)
         found = margins((name, result), baselines)
         cells = [
             f"{min(m):+.{CRITERIA[c][2]}f} ({sum(x > 0 for x in m)}/{len(m)})"
@@ -119,15 +120,15 @@ def table(candidates: list[str], baselines: list[tuple[str, dict[str, Any], floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("candidates", nargs="+", metavar="NAME=JSON")
+    parser.add_argument("candidates", nargs="+", metavar="NAME=JSON|NUMBERS")
     parser.add_argument("--deep-ensemble", action="append", default=[], metavar="NAME=JSON|NUMBERS")
     parser.add_argument("--mnfg", action="append", default=[], metavar="NAME=JSON|NUMBERS")
     parser.add_argument("--vote-margin", type=float, default=0.0, metavar="POINTS")
     args = parser.parse_args()
     if not args.deep_ensemble and not args.mnfg:
         raise SystemExit("goal_check: give at least one --deep-ensemble or --mnfg NAME=JSON")
-    baselines = [(*read_baseline(i), args.vote_margin) for i in args.deep_ensemble]
-    baselines += [(*read_baseline(i), 0.0) for i in args.mnfg]
+    baselines = [(*read_result(i), args.vote_margin) for i in args.deep_ensemble]
+    baselines += [(*read_result(i), 0.0) for i in args.mnfg]
     print(table(args.candidates, baselines))
 
 

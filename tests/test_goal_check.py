@@ -46,7 +46,7 @@ def test_margins_over_every_baseline_with_the_deep_ensembles_lead(tmp_path):
     assert strict.stdout.strip().splitlines()[-1].startswith("| good | -0.06 (0/1) | +1.11 (1/1)")
 
 
-def test_a_baseline_given_as_recorded_numbers_meets_the_same_margins(tmp_path):
+def test_sources_given_as_recorded_numbers_meet_the_same_margins(tmp_path):
     good = write(
         tmp_path, "good", [flat(10, 20, 0.9123, 0.2454, 0.897), flat(200, 1, 0.9150, 0.2414, 0.914)]
     )
@@ -58,6 +58,11 @@ def test_a_baseline_given_as_recorded_numbers_meets_the_same_margins(tmp_path):
         "| good | +0.13 (2/2) | +0.04 (2/2) | +0.0020 (2/2) | +0.0010 (2/2) "
         "| +0.014 (2/2) | +0.031 (2/2) | 12/12 |"
     )
+    # the candidate too, as the numbers a table recorded of it
+    recorded = "good=vote:91.23/91.50,nll:0.2454/0.2414,auroc:0.897/0.914"
+    again = run("--deep-ensemble", de, "--mnfg", mnfg, "--vote-margin", "0.5", recorded)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-1] == out.stdout.strip().splitlines()[-1]
     for spec, message in (
         ("m=vote:91.1,ece:0.02", "'ece' is not one of vote, nll, auroc"),
         ("m=vote:91.1/91.4/91.5", "has more values than sizes"),
