@@ -30,16 +30,6 @@ echo "train wall seconds: $(( $(date +%s) - start ))" | tee "$OUT/train_wall.txt
     --reference configs/paper_lambda1e3.yaml --reference-seeds 8734 --device cuda \
     --json "$OUT/speedrun_cuda.json" \
     | tee "$OUT/speedrun_cuda.txt"
-# issue 26's missing second seeds (RESULTS.md, "Not measured yet"): the paper config and the
-# best single-generator config on MNIST (11,000 steps of 32 x 32 images: 11.3 M passes, within
-# 10 % of the deep ensemble's 11.0 M), each chosen on validation
-for config in paper_lambda1e3 best_canonical; do
-  run="$OUT/seed2_$config"
-  "$PY" -m weightgen train --config "configs/$config.yaml" --seed 2 --device cuda --out "$run" \
-      --no-progress --steps 11000
-  "$PY" -m weightgen evaluate "$run" --step best -n 200 --curve --ood fashion_mnist \
-      --split validation --device cuda --json "${run}_validation.json"
-done
 # issue 26: the Fashion-MNIST comparison's trainings (seed 8734; a second seed with --seed 2),
 # each then measured with its ensemble-size curve against MNIST as the OOD set
 for name in deep_ensemble paper_lambda1e3 mnfg hypergan fast_multi3 fast_multi3_function \
